@@ -1,0 +1,53 @@
+"""opsplit: monotone operator splitting on NumPy and CuPy arrays."""
+
+from . import operators, prox, splitting
+from ._result import SolveResult, Status
+from ._solve import solve
+from .operators import (
+    Dense,
+    Diagonal,
+    ForwardOperator,
+    Gradient,
+    Identity,
+    LinearMonotone,
+    LinearOperator,
+    MonotoneOperator,
+    NormalCone,
+    ResolventOperator,
+    StructureError,
+    Subdifferential,
+    shifted_inverse,
+)
+from .problems import Inclusion
+from .splitting import DouglasRachford, ForwardBackward, PeacemanRachford, SplittingMethod, State
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "operators",
+    "prox",
+    "splitting",
+    "solve",
+    "SolveResult",
+    "Status",
+    "Inclusion",
+    "LinearOperator",
+    "Identity",
+    "Dense",
+    "Diagonal",
+    "shifted_inverse",
+    "StructureError",
+    "MonotoneOperator",
+    "ForwardOperator",
+    "ResolventOperator",
+    "LinearMonotone",
+    "Subdifferential",
+    "Gradient",
+    "NormalCone",
+    "SplittingMethod",
+    "State",
+    "ForwardBackward",
+    "PeacemanRachford",
+    "DouglasRachford",
+    "__version__",
+]

@@ -1,0 +1,70 @@
+"""The one module that knows which array libraries exist.
+
+Everything else asks for the namespace of its inputs with :func:`namespace`
+and creates new arrays with the dtype and device of an existing one, so the
+same code runs on NumPy, CuPy and any array-API library.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from array_api_compat import array_namespace, device, is_cupy_array
+
+__all__ = [
+    "namespace",
+    "device",
+    "to_numpy",
+    "is_floating",
+    "check_floating",
+    "same_library",
+]
+
+
+def namespace(*arrays):
+    """Return the array-API namespace of ``arrays`` (tuples are flattened)."""
+    flat = []
+    for a in arrays:
+        if isinstance(a, tuple):
+            flat.extend(a)
+        elif a is not None:
+            flat.append(a)
+    return array_namespace(*flat)
+
+
+def to_numpy(x) -> np.ndarray:
+    """Copy an array to host memory as a NumPy array (an explicit transfer)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if is_cupy_array(x):
+        return x.get()
+    return np.from_dlpack(x)
+
+
+def is_floating(x) -> bool:
+    """True when ``x`` has a real floating dtype."""
+    return namespace(x).isdtype(x.dtype, "real floating")
+
+
+def check_floating(x, name: str) -> None:
+    """Raise ``TypeError`` naming ``name`` unless it is a real floating array."""
+    try:
+        xp = namespace(x)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
+
+
+def same_library(a, b, name_a: str, name_b: str) -> None:
+    """Raise ``TypeError`` when ``a`` and ``b`` come from different array libraries
+    or live on different devices."""
+    try:
+        array_namespace(a, b)
+    except TypeError as exc:
+        raise TypeError(
+            f"{name_a} and {name_b} come from different array libraries: {exc}"
+        ) from exc
+    if device(a) != device(b):
+        raise ValueError(
+            f"{name_a} is on device {device(a)!r} but {name_b} is on {device(b)!r}"
+        )

@@ -1,0 +1,245 @@
+"""The driver: the one loop that decides when a splitting method stops."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ._backend import check_floating, namespace, to_numpy
+from ._result import SolveResult, Status
+from ._vectors import batch_sq_norms, dtype_of, is_tuple
+from .problems import Inclusion
+from .splitting._base import SplittingMethod, State
+
+__all__ = ["solve"]
+
+
+def _validate_x0(x0):
+    parts = x0 if is_tuple(x0) else (x0,)
+    if not parts:
+        raise ValueError("x0 must not be an empty tuple")
+    for i, part in enumerate(parts):
+        check_floating(part, "x0" if not is_tuple(x0) else f"x0[{i}]")
+    try:
+        namespace(*parts)
+    except TypeError as exc:
+        raise TypeError(f"x0 mixes array libraries: {exc}") from exc
+    if len({p.dtype for p in parts}) > 1:
+        raise TypeError(f"x0 blocks have different dtypes: {[p.dtype for p in parts]}")
+
+
+def _check_number(value, name, *, integer=False, positive=True):
+    kinds = (int,) if integer else (int, float)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        kind = "an integer" if integer else "a real number"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def solve(
+    problem,
+    method,
+    x0,
+    *,
+    tol: float = 1e-6,
+    maxiter: int = 1000,
+    relative: bool = True,
+    check_every: int = 1,
+    callback=None,
+    state: State | None = None,
+    prepared=None,
+    divergence_ratio: float = 1e8,
+    margin: float | None = None,
+) -> SolveResult:
+    r"""Solve ``problem`` with ``method`` starting from ``x0``.
+
+    The loop is the same for every method: apply ``method.update`` until the
+    fixed-point residual of every sample is at most ``tol``, ``maxiter`` is
+    reached, an iterate stops being finite, the residual blows up, or the
+    callback asks to stop.  The residual of iteration ``k`` is
+
+    .. math::
+
+        r_k = \frac{\|z_{k} - z_{k-1}\|}{\|z_{k}\| + \epsilon}
+        \quad(\text{relative}),\qquad
+        r_k = \|z_{k} - z_{k-1}\| \quad(\text{absolute}),
+
+    per sample, with ``z`` the method's governing variable and ``ε`` the
+    dtype's machine epsilon; ``history[k]`` is its maximum over the batch.
+
+    Parameters
+    ----------
+    problem : Inclusion
+        What to solve.
+    method : SplittingMethod
+        How: ``ForwardBackward``, ``PeacemanRachford``, ``DouglasRachford``.
+    x0 : array or tuple of arrays
+        Starting point (a warm start); its leading axes beyond the
+        operators' core shape are batch axes.  Not modified.
+    tol : float
+        Stopping tolerance on the residual of every sample.
+    maxiter : int
+        Maximum number of iterations.
+    relative : bool
+        Relative (default) or absolute residual.
+    check_every : int
+        Residuals stay on the device and are copied to the host every
+        ``check_every`` iterations (one transfer each time); stopping is
+        decided at those points.
+    callback : callable, optional
+        ``callback(iteration, residual, state)`` at each check; a true
+        return value stops the solve with status ``CALLBACK``.
+    state : State, optional
+        A previous result's ``state`` to continue from (then ``x0`` is
+        only used for validation).
+    prepared : object, optional
+        The output of ``method.prepare(problem)``, to reuse precomputation
+        across solves.
+    divergence_ratio : float
+        Declare divergence when the absolute residual exceeds this multiple
+        of the smallest one seen.
+    margin : float, optional
+        Strong-monotonicity margin for the certificates; defaults to what
+        the problem's operators declare.
+
+    Returns
+    -------
+    SolveResult
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> M = np.array([[2.0, 1.0], [-1.0, 2.0]])
+    >>> F = ops.LinearMonotone(ops.Dense(M), np.array([-1.0, -1.0]))
+    >>> G = ops.Subdifferential(ops.prox.Zero())
+    >>> res = ops.solve(ops.Inclusion(F, G), ops.PeacemanRachford(step=1.0), np.zeros(2), tol=1e-12)
+    >>> np.allclose(M @ res.x, [1.0, 1.0]), res.status
+    (True, <Status.CONVERGED: 'converged'>)
+    """
+    if not isinstance(problem, Inclusion):
+        raise TypeError(f"problem must be an Inclusion, got {type(problem).__name__}")
+    if not isinstance(method, SplittingMethod):
+        raise TypeError(f"method must be a SplittingMethod, got {type(method).__name__}")
+    _validate_x0(x0)
+    problem.validate(x0, "x0")
+    _check_number(tol, "tol")
+    _check_number(maxiter, "maxiter", integer=True)
+    _check_number(check_every, "check_every", integer=True)
+    _check_number(divergence_ratio, "divergence_ratio")
+    if margin is not None:
+        _check_number(margin, "margin", positive=False)
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+
+    first = x0[0] if is_tuple(x0) else x0
+    xp = namespace(first)
+    batch_ndim = problem.batch_ndim(x0)
+    eps = float(xp.finfo(dtype_of(x0)).eps)
+
+    start = time.perf_counter()
+    if prepared is None:
+        prepared = method.prepare(problem)
+    if state is None:
+        state = method.init(prepared, x0)
+
+    history: list[float] = []
+    times: list[float] = []
+    pending_rel, pending_abs = [], []
+    best_abs = math.inf
+    status = Status.MAX_ITER
+    per_sample = None
+    iteration = 0
+    while iteration < maxiter:
+        state = method.update(prepared, state)
+        iteration += 1
+        # Residuals are reduced on the device and only copied at checks.
+        sq_delta = batch_sq_norms(state.delta, batch_ndim)
+        abs_res = xp.sqrt(sq_delta)
+        if relative:
+            per_sample = abs_res / (xp.sqrt(batch_sq_norms(state.z, batch_ndim)) + eps)
+        else:
+            per_sample = abs_res
+        pending_rel.append(xp.max(per_sample))
+        pending_abs.append(xp.max(abs_res))
+        if iteration % check_every and iteration < maxiter:
+            continue
+
+        rel_host = to_numpy(xp.stack(pending_rel)).astype(np.float64)
+        abs_host = to_numpy(xp.stack(pending_abs)).astype(np.float64)
+        now = time.perf_counter() - start
+        prev = times[-1] if times else 0.0
+        times.extend(np.linspace(prev, now, len(rel_host) + 1)[1:])
+        history.extend(rel_host.tolist())
+        pending_rel.clear()
+        pending_abs.clear()
+
+        if not np.all(np.isfinite(rel_host)) or not np.all(np.isfinite(abs_host)):
+            status = Status.NONFINITE
+            break
+        best_abs = min(best_abs, float(abs_host.min()))
+        if abs_host[-1] > divergence_ratio * max(best_abs, np.finfo(np.float64).tiny):
+            status = Status.DIVERGED
+            break
+        if rel_host[-1] <= tol:
+            status = Status.CONVERGED
+            break
+        if callback is not None and callback(iteration, float(rel_host[-1]), state):
+            status = Status.CALLBACK
+            break
+
+    wall = time.perf_counter() - start
+    history_arr = np.asarray(history, dtype=np.float64)
+    residuals = (
+        to_numpy(per_sample).astype(np.float64) if per_sample is not None else np.zeros(())
+    )
+    result = SolveResult(
+        x=method.solution(state),
+        status=status,
+        message=_message(status, iteration, history_arr, tol),
+        iterations=iteration,
+        history=history_arr,
+        times=np.asarray(times, dtype=np.float64),
+        residuals=residuals,
+        wall_time=wall,
+        state=state,
+    )
+    _certify(result, problem, method, margin, batch_ndim)
+    return result
+
+
+def _message(status, iteration, history, tol):
+    last = history[-1] if history.size else float("nan")
+    return {
+        Status.CONVERGED: f"converged in {iteration} iterations: residual {last:.3e} <= tol {tol:.1e}",
+        Status.MAX_ITER: f"did not converge: residual {last:.3e} > tol {tol:.1e} after {iteration} iterations",
+        Status.NONFINITE: f"iterate became non-finite (NaN or Inf) at iteration {iteration}",
+        Status.DIVERGED: f"diverged: residual grew to {last:.3e} by iteration {iteration}; "
+        "the step size may be above the method's safe range",
+        Status.CALLBACK: f"stopped by the callback at iteration {iteration} (residual {last:.3e})",
+    }[status]
+
+
+def _certify(result, problem, method, margin, batch_ndim):
+    """Attach uniqueness and a-posteriori error certificates when constants allow."""
+    m = margin if margin is not None else problem.strong_monotonicity()
+    result.margin = m
+    if m is None:
+        return
+    result.unique = m > 0
+    result.uniqueness = (
+        f"unique zero: A + B is {m:.3g}-strongly monotone"
+        if m > 0
+        else "uniqueness not certified: margin is 0"
+    )
+    if m > 0 and result.state is not None and result.state.delta is not None:
+        lip = getattr(problem.A, "lipschitz", None)
+        factor = method.error_factor(m, lip)
+        if factor is not None:
+            xp = namespace(result.state.delta[0] if is_tuple(result.state.delta) else result.state.delta)
+            step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
+            result.error_bound = factor * step_norm.astype(np.float64)

@@ -1,0 +1,69 @@
+"""Arithmetic on the iterates: an array, or a tuple of arrays (multi-tier states).
+
+Splitting methods are written once against these helpers, so tuple-valued
+states need no special case anywhere else.
+"""
+
+from __future__ import annotations
+
+from ._backend import namespace
+
+__all__ = ["vmap", "add", "sub", "scale", "axpy", "lincomb", "batch_sq_norms", "is_tuple"]
+
+
+def is_tuple(x) -> bool:
+    return isinstance(x, tuple)
+
+
+def vmap(fn, *vectors):
+    """Apply ``fn`` blockwise over tuple vectors, directly over arrays."""
+    if is_tuple(vectors[0]):
+        return tuple(fn(*parts) for parts in zip(*vectors))
+    return fn(*vectors)
+
+
+def add(x, y):
+    return vmap(lambda a, b: a + b, x, y)
+
+
+def sub(x, y):
+    return vmap(lambda a, b: a - b, x, y)
+
+
+def scale(alpha, x):
+    return vmap(lambda a: alpha * a, x)
+
+
+def axpy(alpha, x, y):
+    """``alpha * x + y``."""
+    return vmap(lambda a, b: alpha * a + b, x, y)
+
+
+def lincomb(a, x, b, y):
+    """``a * x + b * y``."""
+    return vmap(lambda u, v: a * u + b * v, x, y)
+
+
+def batch_sq_norms(x, batch_ndim: int):
+    """Squared Euclidean norms over all but the ``batch_ndim`` leading axes.
+
+    Returns an array of shape ``x.shape[:batch_ndim]`` (0-d when
+    ``batch_ndim == 0``); for a tuple the blocks' squares are summed.
+    """
+    if is_tuple(x):
+        total = None
+        for part in x:
+            sq = batch_sq_norms(part, batch_ndim)
+            total = sq if total is None else total + sq
+        return total
+    xp = namespace(x)
+    axes = tuple(range(batch_ndim, x.ndim))
+    return xp.sum(x * x, axis=axes)
+
+
+def shape_of(x):
+    return tuple(p.shape for p in x) if is_tuple(x) else x.shape
+
+
+def dtype_of(x):
+    return x[0].dtype if is_tuple(x) else x.dtype

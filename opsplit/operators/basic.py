@@ -1,0 +1,141 @@
+"""Identity, dense and diagonal linear operators."""
+
+from __future__ import annotations
+
+from .._backend import check_floating, namespace
+from ._base import LinearOperator
+
+__all__ = ["Identity", "Dense", "Diagonal", "check_trailing"]
+
+
+def check_trailing(x, shape: tuple, name: str = "x") -> None:
+    """Raise ``ValueError`` unless the trailing axes of ``x`` equal ``shape``."""
+    nd = len(shape)
+    if x.ndim < nd or tuple(x.shape[x.ndim - nd :]) != tuple(shape):
+        raise ValueError(
+            f"{name} must end with axes {tuple(shape)}, got an array of shape {tuple(x.shape)}"
+        )
+
+
+def _as_shape(shape) -> tuple:
+    if isinstance(shape, int):
+        return (shape,)
+    return tuple(int(s) for s in shape)
+
+
+class Identity(LinearOperator):
+    """The identity on arrays whose trailing axes are ``shape``.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        Trailing shape the operator acts on.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.Identity(3) @ np.arange(3.0)
+    array([0., 1., 2.])
+    """
+
+    def __init__(self, shape):
+        self.in_shape = self.out_shape = _as_shape(shape)
+
+    def matvec(self, x):
+        check_trailing(x, self.in_shape)
+        return x
+
+    def rmatvec(self, y):
+        check_trailing(y, self.out_shape)
+        return y
+
+
+class Dense(LinearOperator):
+    """A dense matrix ``M`` acting on the last axis: ``y = M x``.
+
+    Row batches are supported: for ``x`` of shape ``(..., n)`` the result
+    has shape ``(..., m)``, computed as one matrix product ``x @ Mᵀ``.
+
+    Parameters
+    ----------
+    matrix : array, shape (m, n)
+        A real floating matrix (NumPy, CuPy or any array-API array).
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> A = ops.Dense(np.array([[1.0, 2.0], [0.0, 1.0]]))
+    >>> A @ np.array([1.0, 1.0]), A.H @ np.array([1.0, 1.0])
+    (array([3., 1.]), array([1., 3.]))
+    """
+
+    def __init__(self, matrix):
+        check_floating(matrix, "matrix")
+        if matrix.ndim != 2:
+            raise ValueError(f"matrix must be 2-D, got shape {tuple(matrix.shape)}")
+        self.matrix = matrix
+        self.dtype = matrix.dtype
+        self.in_shape = (matrix.shape[1],)
+        self.out_shape = (matrix.shape[0],)
+        self._xp = namespace(matrix)
+        self._matrix_t = self._xp.matrix_transpose(matrix)
+
+    def matvec(self, x):
+        check_trailing(x, self.in_shape)
+        return self._xp.matmul(x, self._matrix_t)
+
+    def rmatvec(self, y):
+        check_trailing(y, self.out_shape)
+        return self._xp.matmul(y, self.matrix)
+
+    def to_dense(self, like=None):
+        return self.matrix
+
+    def _like(self, like):
+        return self.matrix
+
+
+class Diagonal(LinearOperator):
+    """Elementwise scaling ``y = d * x`` over trailing axes of ``d.shape``.
+
+    Parameters
+    ----------
+    diagonal : array
+        Real floating array; the operator acts on trailing axes equal to
+        ``diagonal.shape``.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.Diagonal(np.array([1.0, 2.0])) @ np.ones((2, 2))
+    array([[1., 2.],
+           [1., 2.]])
+    """
+
+    def __init__(self, diagonal):
+        check_floating(diagonal, "diagonal")
+        self.diagonal = diagonal
+        self.dtype = diagonal.dtype
+        self.in_shape = self.out_shape = tuple(diagonal.shape)
+
+    def matvec(self, x):
+        check_trailing(x, self.in_shape)
+        return self.diagonal * x
+
+    rmatvec = matvec
+
+    def to_dense(self, like=None):
+        xp = namespace(self.diagonal)
+        d = xp.reshape(self.diagonal, (-1,))
+        n = d.shape[0]
+        eye = xp.eye(n, dtype=d.dtype, device=_dev(d))
+        return eye * d[None, :]
+
+    def _like(self, like):
+        return self.diagonal
+
+
+def _dev(x):
+    from array_api_compat import device
+
+    return device(x)

@@ -1,0 +1,308 @@
+"""Monotone operators, described by what they offer.
+
+A :class:`ForwardOperator` can be *evaluated* (forward steps); a
+:class:`ResolventOperator` offers its resolvent :math:`J_{\\alpha A} =
+(I + \\alpha A)^{-1}` (backward steps).  An operator may be both.  Methods
+ask for the capability they need through the type, never by probing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
+
+from .._backend import namespace, same_library
+from ._base import LinearOperator
+from .basic import check_trailing
+from .shifted import shifted_inverse
+
+__all__ = [
+    "MonotoneOperator",
+    "ForwardOperator",
+    "ResolventOperator",
+    "LinearMonotone",
+    "Subdifferential",
+    "Gradient",
+    "NormalCone",
+    "ScaledMonotone",
+    "SumMonotone",
+    "AffineResolvent",
+]
+
+
+class MonotoneOperator(ABC):
+    """A (maximally) monotone operator on arrays.
+
+    Attributes
+    ----------
+    core_shape : tuple or None
+        Trailing shape of one sample, when the operator knows it; leading
+        axes beyond it are batch axes.
+    strong_monotonicity : float or None
+        A known constant ``m`` with ``⟨Ax - Ay, x - y⟩ ≥ m‖x - y‖²``.
+    """
+
+    core_shape = None
+    strong_monotonicity = None
+
+    def validate(self, x, name: str = "x") -> None:
+        """Raise ``ValueError``/``TypeError`` naming ``name`` if ``x`` does not fit."""
+
+    def __mul__(self, scalar):
+        if not isinstance(scalar, (int, float)) or isinstance(scalar, bool):
+            return NotImplemented
+        return ScaledMonotone(float(scalar), self)
+
+    __rmul__ = __mul__
+
+
+class ForwardOperator(MonotoneOperator):
+    """A monotone operator that can be evaluated directly.
+
+    Attributes
+    ----------
+    lipschitz : float or None
+        A Lipschitz constant, when known.
+    cocoercivity : float or None
+        ``β`` with ``⟨Ax - Ay, x - y⟩ ≥ β‖Ax - Ay‖²``, when known.
+    """
+
+    lipschitz = None
+    cocoercivity = None
+
+    @abstractmethod
+    def evaluate(self, x):
+        """Return ``A(x)``."""
+
+    def __call__(self, x):
+        return self.evaluate(x)
+
+    def __add__(self, other):
+        if not isinstance(other, ForwardOperator):
+            return NotImplemented
+        return SumMonotone(self, other)
+
+
+class ResolventOperator(MonotoneOperator):
+    """A monotone operator whose resolvent is available."""
+
+    @abstractmethod
+    def resolvent(self, step: float) -> Callable:
+        """Return the map :math:`x \\mapsto (I + \\text{step}\\,A)^{-1} x`.
+
+        Any precomputation (a factorization, FFT symbols) happens here, once,
+        and lives in the returned callable.
+        """
+
+
+def _check_step(step):
+    if not isinstance(step, (int, float)) or isinstance(step, bool):
+        raise TypeError(f"step must be a real number, got {type(step).__name__}")
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+
+
+@dataclass(frozen=True)
+class AffineResolvent:
+    r"""The resolvent of ``x ↦ Lx + c``: :math:`y \mapsto (I + \alpha L)^{-1}(y - \alpha c)`."""
+
+    inverse: LinearOperator
+    shift: object  # α·c, an array, or None
+
+    def __call__(self, y):
+        if self.shift is not None:
+            y = y - self.shift
+        return self.inverse.matvec(y)
+
+
+class LinearMonotone(ForwardOperator, ResolventOperator):
+    r"""The affine monotone map :math:`x \mapsto L x + c`.
+
+    Monotone when the symmetric part of ``L`` is positive semidefinite.
+    Its resolvent is :math:`(I + \alpha L)^{-1}(y - \alpha c)`, with the
+    inverse built by :func:`shifted_inverse` once per step size.
+
+    Parameters
+    ----------
+    op : LinearOperator
+        The square linear part ``L``.
+    offset : array, optional
+        The constant ``c``; broadcast against the batch (shape ``op.out_shape``
+        or with leading batch axes).
+    inverse : tuple (step, LinearOperator), optional
+        A precomputed :math:`(I + \text{step}\,L)^{-1}`, used by
+        :meth:`resolvent` for that step instead of computing it again (for
+        example shared between a forward and a backward problem).
+    lipschitz, strong_monotonicity : float, optional
+        Known constants (``‖L‖`` and λ_min of the symmetric part).
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> F = ops.LinearMonotone(ops.Dense(np.eye(2) * 2.0), np.array([1.0, 0.0]))
+    >>> F(np.ones(2)), F.resolvent(0.5)(np.ones(2))
+    (array([3., 2.]), array([0.25, 0.5 ]))
+    """
+
+    def __init__(self, op, offset=None, *, inverse=None, lipschitz=None, strong_monotonicity=None):
+        if not isinstance(op, LinearOperator):
+            raise TypeError(f"op must be a LinearOperator, got {type(op).__name__}")
+        if op.in_shape != op.out_shape:
+            raise ValueError(f"op must be square, got {op.out_shape} <- {op.in_shape}")
+        if offset is not None:
+            namespace(offset)  # raises TypeError for non-arrays
+            if op.dtype is not None and offset.dtype != op.dtype:
+                raise TypeError(f"offset has dtype {offset.dtype}, op has {op.dtype}")
+            check_trailing(offset, op.out_shape, "offset")
+        if inverse is not None:
+            step, inv = inverse
+            _check_step(step)
+            if not isinstance(inv, LinearOperator):
+                raise TypeError("inverse must be a (step, LinearOperator) pair")
+        self.op, self.offset, self.inverse = op, offset, inverse
+        self.core_shape = op.in_shape
+        self.lipschitz = lipschitz
+        self.strong_monotonicity = strong_monotonicity
+
+    def validate(self, x, name="x"):
+        check_trailing(x, self.core_shape, name)
+        if self.op.dtype is not None and x.dtype != self.op.dtype:
+            raise TypeError(f"{name} has dtype {x.dtype} but the operator has {self.op.dtype}")
+        if self.offset is not None:
+            same_library(x, self.offset, name, "offset")
+
+    def evaluate(self, x):
+        y = self.op.matvec(x)
+        return y if self.offset is None else y + self.offset
+
+    def resolvent(self, step):
+        _check_step(step)
+        if self.inverse is not None and self.inverse[0] == step:
+            inv = self.inverse[1]
+        else:
+            inv = shifted_inverse(self.op, 1.0, float(step))
+        shift = None if self.offset is None else step * self.offset
+        return AffineResolvent(inv, shift)
+
+
+class Subdifferential(ResolventOperator):
+    r"""The subdifferential :math:`\partial f` of a proximable convex function.
+
+    Its resolvent is the proximal operator: :math:`J_{\alpha \partial f} =
+    \operatorname{prox}_{\alpha f}`.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> G = ops.Subdifferential(ops.prox.NonNegative())
+    >>> G.resolvent(1.0)(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
+
+    def __init__(self, function):
+        from ..prox._base import ProxFunction
+
+        if not isinstance(function, ProxFunction):
+            raise TypeError(f"function must be a ProxFunction, got {type(function).__name__}")
+        self.function = function
+
+    def resolvent(self, step):
+        _check_step(step)
+        f = self.function
+        return lambda x: f.prox(x, step)
+
+
+class NormalCone(Subdifferential):
+    r"""The normal cone :math:`N_C` of a closed convex set ``C``.
+
+    ``C`` is given by its indicator, a :class:`~opsplit.prox.ProxFunction`
+    whose prox is the projection (for example ``prox.Box`` or
+    ``prox.L2Ball``); the resolvent is that projection for every step.
+    """
+
+    def __init__(self, indicator):
+        super().__init__(indicator)
+        if not getattr(indicator, "indicator", False):
+            raise TypeError("indicator must be the indicator function of a set")
+
+
+class Gradient(ForwardOperator):
+    r"""The gradient :math:`\nabla h` of a convex differentiable function.
+
+    Parameters
+    ----------
+    grad : callable
+        ``x ↦ ∇h(x)``.
+    lipschitz : float, optional
+        Lipschitz constant ``L`` of ``∇h``; by Baillon–Haddad the gradient is
+        then ``1/L``-cocoercive.
+    strong_monotonicity : float, optional
+        Strong convexity constant of ``h``.
+    core_shape : tuple, optional
+        Trailing shape of one sample.
+    """
+
+    def __init__(self, grad, *, lipschitz=None, strong_monotonicity=None, core_shape=None):
+        if not callable(grad):
+            raise TypeError("grad must be callable")
+        self.grad = grad
+        self.lipschitz = lipschitz
+        self.cocoercivity = None if not lipschitz else 1.0 / lipschitz
+        self.strong_monotonicity = strong_monotonicity
+        self.core_shape = core_shape
+
+    def evaluate(self, x):
+        return self.grad(x)
+
+
+class ScaledMonotone(ForwardOperator, ResolventOperator):
+    r"""``s·A`` for ``s > 0``: evaluated as ``s·A(x)``, resolvent :math:`J_{\alpha s A}`.
+
+    Offers exactly the capabilities of ``A``; asking for one ``A`` lacks
+    raises ``TypeError``.
+    """
+
+    def __init__(self, scalar: float, op: MonotoneOperator):
+        if not scalar > 0:
+            raise ValueError(f"scalar must be > 0 to keep monotonicity, got {scalar}")
+        self.scalar, self.op = scalar, op
+        self.core_shape = op.core_shape
+        lip = getattr(op, "lipschitz", None)
+        self.lipschitz = None if lip is None else scalar * lip
+        m = op.strong_monotonicity
+        self.strong_monotonicity = None if m is None else scalar * m
+        co = getattr(op, "cocoercivity", None)
+        self.cocoercivity = None if co is None else co / scalar
+
+    def validate(self, x, name="x"):
+        self.op.validate(x, name)
+
+    def evaluate(self, x):
+        if not isinstance(self.op, ForwardOperator):
+            raise TypeError(f"{type(self.op).__name__} cannot be evaluated directly")
+        return self.scalar * self.op.evaluate(x)
+
+    def resolvent(self, step):
+        if not isinstance(self.op, ResolventOperator):
+            raise TypeError(f"{type(self.op).__name__} offers no resolvent")
+        return self.op.resolvent(step * self.scalar)
+
+
+class SumMonotone(ForwardOperator):
+    """``A + B`` of two directly evaluable monotone operators."""
+
+    def __init__(self, a: ForwardOperator, b: ForwardOperator):
+        self.a, self.b = a, b
+        self.core_shape = a.core_shape if a.core_shape is not None else b.core_shape
+        la, lb = a.lipschitz, b.lipschitz
+        self.lipschitz = None if la is None or lb is None else la + lb
+        ma, mb = a.strong_monotonicity, b.strong_monotonicity
+        self.strong_monotonicity = (ma or 0.0) + (mb or 0.0) if (ma or mb) else None
+
+    def validate(self, x, name="x"):
+        self.a.validate(x, name)
+        self.b.validate(x, name)
+
+    def evaluate(self, x):
+        return self.a.evaluate(x) + self.b.evaluate(x)

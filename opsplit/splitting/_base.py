@@ -1,0 +1,84 @@
+"""What every splitting method provides to the driver."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ..operators.monotone import ForwardOperator, ResolventOperator
+
+__all__ = ["SplittingMethod", "State", "check_positive"]
+
+
+class State(NamedTuple):
+    """Iterate of a splitting method.
+
+    Attributes
+    ----------
+    z : array or tuple
+        The governing fixed-point variable (``x`` for forward–backward, the
+        auxiliary ``u`` for Peaceman–Rachford and Douglas–Rachford).
+    x : array or tuple
+        The current solution estimate.
+    delta : array or tuple or None
+        ``z_new - z_old`` from the last step, whose norm is the fixed-point
+        residual; ``None`` before the first step.
+    """
+
+    z: Any
+    x: Any
+    delta: Any = None
+
+
+def check_positive(value, name: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def require(op, capability, role: str, method: str) -> None:
+    if not isinstance(op, capability):
+        need = "be evaluated directly" if capability is ForwardOperator else "offer a resolvent"
+        raise TypeError(
+            f"{method} needs operator {role} to {need}; {type(op).__name__} does not"
+        )
+
+
+@dataclass(frozen=True)
+class SplittingMethod(ABC):
+    """A splitting method: hyperparameters only, no loop.
+
+    The driver :func:`opsplit.solve` calls :meth:`prepare` once (resolvents
+    and factorizations are computed there and returned), :meth:`init` once,
+    then :meth:`step` until it decides to stop.
+    """
+
+    step: float = 1.0
+
+    def __post_init__(self):
+        check_positive(self.step, "step")
+
+    @abstractmethod
+    def prepare(self, problem):
+        """Precompute what the iteration applies (a returned value)."""
+
+    @abstractmethod
+    def init(self, prepared, x0) -> State:
+        """The state that starts the iteration from ``x0``."""
+
+    @abstractmethod
+    def update(self, prepared, state: State) -> State:
+        """One iteration; pure, inputs are not modified."""
+
+    def solution(self, state: State):
+        return state.x
+
+    # Bound factor used by error certificates: ‖x - x*‖ ≤ factor·‖delta‖.
+    def error_factor(self, margin: float, lipschitz: float | None) -> float | None:
+        """A constant ``c`` with ``‖x⁺ - x*‖ ≤ c·‖z⁺ - z‖``, or ``None``."""
+        return None
+
+
+ResolventOperator, ForwardOperator  # re-exported for subclasses

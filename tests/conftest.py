@@ -1,0 +1,94 @@
+"""Backends every core test runs on: NumPy, array_api_strict on its default and
+on a second (fake) device, and CuPy under the ``gpu`` marker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    xp: object
+    device: object = None
+
+    def asarray(self, a, dtype="float64"):
+        """Move a NumPy array (or nested list) onto this backend with ``dtype``."""
+        a = np.asarray(a)
+        target = getattr(self.xp, dtype)
+        return self.xp.asarray(a.astype(dtype), dtype=target, device=self.device)
+
+    def dtype(self, name):
+        return getattr(self.xp, name)
+
+    def to_numpy(self, x):
+        from opsplit._backend import to_numpy
+
+        return to_numpy(x)
+
+    def __repr__(self):
+        return self.name
+
+
+def _strict(device_index):
+    import array_api_strict as xps
+
+    dev = xps.__array_namespace_info__().devices()[device_index]
+    return Backend(f"strict-{dev}", xps, dev)
+
+
+def _cupy():
+    import cupy
+
+    return Backend("cupy", cupy, None)
+
+
+def _gpu_available():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+BACKEND_PARAMS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("strict0", id="strict"),
+    pytest.param("strict1", id="strict-device1"),
+    pytest.param(
+        "cupy",
+        id="cupy",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not _gpu_available(), reason="needs cupy and a GPU"),
+        ],
+    ),
+]
+
+
+def make_backend(name):
+    if name == "numpy":
+        return Backend("numpy", np, None)
+    if name == "strict0":
+        return _strict(0)
+    if name == "strict1":
+        return _strict(1)
+    return _cupy()
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    return make_backend(request.param)
+
+
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def rtol_for(dtype):
+    return 1e-4 if dtype == "float32" else 1e-10
