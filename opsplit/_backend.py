@@ -33,8 +33,8 @@ def namespace(*arrays):
 
 def to_numpy(x) -> np.ndarray:
     """Copy an array to host memory as a NumPy array (an explicit transfer)."""
-    if isinstance(x, np.ndarray):
-        return x
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x)
     if is_cupy_array(x):
         return x.get()
     return np.from_dlpack(x)

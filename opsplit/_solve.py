@@ -215,8 +215,10 @@ def solve(
 def _message(status, iteration, history, tol):
     last = history[-1] if history.size else float("nan")
     return {
-        Status.CONVERGED: f"converged in {iteration} iterations: residual {last:.3e} <= tol {tol:.1e}",
-        Status.MAX_ITER: f"did not converge: residual {last:.3e} > tol {tol:.1e} after {iteration} iterations",
+        Status.CONVERGED: f"converged in {iteration} iterations: "
+        f"residual {last:.3e} <= tol {tol:.1e}",
+        Status.MAX_ITER: f"did not converge: residual {last:.3e} > tol {tol:.1e} "
+        f"after {iteration} iterations",
         Status.NONFINITE: f"iterate became non-finite (NaN or Inf) at iteration {iteration}",
         Status.DIVERGED: f"diverged: residual grew to {last:.3e} by iteration {iteration}; "
         "the step size may be above the method's safe range",
@@ -240,6 +242,6 @@ def _certify(result, problem, method, margin, batch_ndim):
         lip = getattr(problem.A, "lipschitz", None)
         factor = method.error_factor(m, lip)
         if factor is not None:
-            xp = namespace(result.state.delta[0] if is_tuple(result.state.delta) else result.state.delta)
+            xp = namespace(result.state.delta)
             step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
             result.error_bound = factor * step_norm.astype(np.float64)

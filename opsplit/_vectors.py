@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from ._backend import namespace
 
-__all__ = ["vmap", "add", "sub", "scale", "axpy", "lincomb", "batch_sq_norms", "is_tuple"]
+__all__ = [
+    "vmap",
+    "add",
+    "sub",
+    "scale",
+    "axpy",
+    "lincomb",
+    "reflect",
+    "batch_sq_norms",
+    "is_tuple",
+]
 
 
 def is_tuple(x) -> bool:
@@ -44,6 +54,11 @@ def lincomb(a, x, b, y):
     return vmap(lambda u, v: a * u + b * v, x, y)
 
 
+def reflect(x, y):
+    """``2 x - y``: the reflection used by Peaceman–Rachford and Douglas–Rachford."""
+    return vmap(lambda u, v: 2.0 * u - v, x, y)
+
+
 def batch_sq_norms(x, batch_ndim: int):
     """Squared Euclidean norms over all but the ``batch_ndim`` leading axes.
 
@@ -57,8 +72,9 @@ def batch_sq_norms(x, batch_ndim: int):
             total = sq if total is None else total + sq
         return total
     xp = namespace(x)
-    axes = tuple(range(batch_ndim, x.ndim))
-    return xp.sum(x * x, axis=axes)
+    flat = xp.reshape(x, (*x.shape[:batch_ndim], -1))
+    # One fused pass, no temporary x*x (this runs every iteration).
+    return xp.vecdot(flat, flat, axis=-1)
 
 
 def shape_of(x):

@@ -13,9 +13,12 @@ import numbers
 from abc import ABC, abstractmethod
 
 from .._backend import namespace
+from .._vectors import add, scale
 
 __all__ = [
     "LinearOperator",
+    "flatten",
+    "unflatten",
     "SumOperator",
     "ScaledOperator",
     "ProductOperator",
@@ -104,15 +107,15 @@ class LinearOperator(ABC):
         Built by applying the operator to the identity basis, so it costs
         ``shape[1]`` applications; intended for tests and small problems.
         ``like`` supplies the array library, dtype and device when the
-        operator holds no array of its own.
+        operator holds no array of its own.  Operators on tuples of arrays
+        (block operators) flatten their blocks in order, see :func:`flatten`.
         """
         like = self._like(like)
         xp = namespace(like)
         n_in = _size(self.in_shape)
         eye = xp.eye(n_in, dtype=like.dtype, device=_device(like))
-        basis = xp.reshape(eye, (n_in, *self.in_shape))
-        cols = xp.reshape(self.matvec(basis), (n_in, _size(self.out_shape)))
-        return xp.matrix_transpose(cols)
+        rows = flatten(self.matvec(unflatten(eye, self.in_shape)), self.out_shape)
+        return xp.matrix_transpose(rows)
 
     def _like(self, like):
         """An array giving library, dtype and device; subclasses holding arrays
@@ -127,10 +130,61 @@ class LinearOperator(ABC):
         return f"<{type(self).__name__} {self.out_shape} <- {self.in_shape}>"
 
 
+def _is_block_shape(shape) -> bool:
+    """True for the shape of a block operator: a tuple of array shapes."""
+    return bool(shape) and isinstance(shape[0], tuple)
+
+
 def _size(shape) -> int:
-    if shape and isinstance(shape[0], tuple):  # block operators: tuple of shapes
+    if _is_block_shape(shape):
         return sum(math.prod(s) for s in shape)
     return math.prod(shape)
+
+
+def flatten(x, shape):
+    """Merge the trailing ``shape`` axes of ``x`` into one (row-major).
+
+    ``shape`` is an operator's ``in_shape``/``out_shape``.  For a block shape
+    (a tuple of shapes) ``x`` is a tuple of arrays; their flattened blocks
+    are concatenated in order.  Leading batch axes are kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from opsplit.operators._base import flatten
+    >>> flatten((np.zeros((2, 1)), np.ones((2, 2, 2))), ((1,), (2, 2)))
+    array([[0., 1., 1., 1., 1.],
+           [0., 1., 1., 1., 1.]])
+    """
+    if _is_block_shape(shape):
+        if not isinstance(x, tuple) or len(x) != len(shape):
+            raise ValueError(f"x must be a tuple of {len(shape)} arrays")
+        parts = [flatten(part, s) for part, s in zip(x, shape, strict=True)]
+        return namespace(*parts).concat(parts, axis=-1)
+    xp = namespace(x)
+    batch = tuple(x.shape[: x.ndim - len(shape)])
+    return xp.reshape(x, (*batch, math.prod(shape)))
+
+
+def unflatten(v, shape):
+    """Inverse of :func:`flatten`: split the last axis of ``v`` into ``shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from opsplit.operators._base import unflatten
+    >>> [p.shape for p in unflatten(np.arange(5.0), ((1,), (2, 2)))]
+    [(1,), (2, 2)]
+    """
+    xp = namespace(v)
+    if _is_block_shape(shape):
+        parts, start = [], 0
+        for s in shape:
+            stop = start + math.prod(s)
+            parts.append(unflatten(v[..., start:stop], s))
+            start = stop
+        return tuple(parts)
+    return xp.reshape(v, (*v.shape[:-1], *shape))
 
 
 def _device(x):
@@ -157,10 +211,10 @@ class SumOperator(LinearOperator):
         self.dtype = _common_dtype(a, b)
 
     def matvec(self, x):
-        return self.a.matvec(x) + self.b.matvec(x)
+        return add(self.a.matvec(x), self.b.matvec(x))
 
     def rmatvec(self, y):
-        return self.a.rmatvec(y) + self.b.rmatvec(y)
+        return add(self.a.rmatvec(y), self.b.rmatvec(y))
 
     def _like(self, like):
         try:
@@ -177,10 +231,10 @@ class ScaledOperator(LinearOperator):
         self.in_shape, self.out_shape, self.dtype = op.in_shape, op.out_shape, op.dtype
 
     def matvec(self, x):
-        return self.scalar * self.op.matvec(x)
+        return scale(self.scalar, self.op.matvec(x))
 
     def rmatvec(self, y):
-        return self.scalar * self.op.rmatvec(y)
+        return scale(self.scalar, self.op.rmatvec(y))
 
     def _like(self, like):
         return self.op._like(like)

@@ -46,7 +46,7 @@ class Identity(LinearOperator):
         return x
 
     def rmatvec(self, y):
-        check_trailing(y, self.out_shape)
+        check_trailing(y, self.out_shape, "y")
         return y
 
 
@@ -85,7 +85,7 @@ class Dense(LinearOperator):
         return self._xp.matmul(x, self._matrix_t)
 
     def rmatvec(self, y):
-        check_trailing(y, self.out_shape)
+        check_trailing(y, self.out_shape, "y")
         return self._xp.matmul(y, self.matrix)
 
     def to_dense(self, like=None):

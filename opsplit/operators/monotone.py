@@ -9,8 +9,8 @@ ask for the capability they need through the type, never by probing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .._backend import namespace, same_library
 from ._base import LinearOperator
@@ -26,6 +26,9 @@ __all__ = [
     "Gradient",
     "NormalCone",
     "ScaledMonotone",
+    "ScaledForward",
+    "ScaledResolvent",
+    "ScaledForwardResolvent",
     "SumMonotone",
     "AffineResolvent",
 ]
@@ -167,10 +170,13 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
 
     def validate(self, x, name="x"):
         check_trailing(x, self.core_shape, name)
-        if self.op.dtype is not None and x.dtype != self.op.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype} but the operator has {self.op.dtype}")
         if self.offset is not None:
             same_library(x, self.offset, name, "offset")
+        like = self.op._like(None) if self.op.dtype is not None else None
+        if like is not None:
+            same_library(x, like, name, "the operator's array")
+            if x.dtype != self.op.dtype:
+                raise TypeError(f"{name} has dtype {x.dtype} but the operator has {self.op.dtype}")
 
     def evaluate(self, x):
         y = self.op.matvec(x)
@@ -256,37 +262,62 @@ class Gradient(ForwardOperator):
         return self.grad(x)
 
 
-class ScaledMonotone(ForwardOperator, ResolventOperator):
-    r"""``s·A`` for ``s > 0``: evaluated as ``s·A(x)``, resolvent :math:`J_{\alpha s A}`.
+class ScaledMonotone(MonotoneOperator):
+    r"""``s·A`` for ``s > 0``; build it with ``s * A``.
 
-    Offers exactly the capabilities of ``A``; asking for one ``A`` lacks
-    raises ``TypeError``.
+    It offers exactly the capabilities of ``A``: the subclass
+    :class:`ScaledForward` evaluates ``s·A(x)``, :class:`ScaledResolvent`
+    gives :math:`J_{\alpha s A} = J_{(\alpha s) A}`, and
+    :class:`ScaledForwardResolvent` both.
     """
 
+    def __new__(cls, scalar: float, op: MonotoneOperator):
+        if cls is ScaledMonotone:
+            forward = isinstance(op, ForwardOperator)
+            backward = isinstance(op, ResolventOperator)
+            cls = {
+                (True, True): ScaledForwardResolvent,
+                (True, False): ScaledForward,
+                (False, True): ScaledResolvent,
+            }.get((forward, backward), ScaledMonotone)
+        return super().__new__(cls)
+
     def __init__(self, scalar: float, op: MonotoneOperator):
+        if not isinstance(op, MonotoneOperator):
+            raise TypeError(f"op must be a MonotoneOperator, got {type(op).__name__}")
         if not scalar > 0:
             raise ValueError(f"scalar must be > 0 to keep monotonicity, got {scalar}")
-        self.scalar, self.op = scalar, op
+        self.scalar, self.op = float(scalar), op
         self.core_shape = op.core_shape
-        lip = getattr(op, "lipschitz", None)
-        self.lipschitz = None if lip is None else scalar * lip
         m = op.strong_monotonicity
         self.strong_monotonicity = None if m is None else scalar * m
-        co = getattr(op, "cocoercivity", None)
-        self.cocoercivity = None if co is None else co / scalar
 
     def validate(self, x, name="x"):
         self.op.validate(x, name)
 
+
+class ScaledForward(ScaledMonotone, ForwardOperator):
+    """``s·A`` of an evaluable ``A``."""
+
+    def __init__(self, scalar, op):
+        super().__init__(scalar, op)
+        self.lipschitz = None if op.lipschitz is None else self.scalar * op.lipschitz
+        self.cocoercivity = None if op.cocoercivity is None else op.cocoercivity / self.scalar
+
     def evaluate(self, x):
-        if not isinstance(self.op, ForwardOperator):
-            raise TypeError(f"{type(self.op).__name__} cannot be evaluated directly")
         return self.scalar * self.op.evaluate(x)
 
+
+class ScaledResolvent(ScaledMonotone, ResolventOperator):
+    """``s·A`` of an ``A`` with a resolvent."""
+
     def resolvent(self, step):
-        if not isinstance(self.op, ResolventOperator):
-            raise TypeError(f"{type(self.op).__name__} offers no resolvent")
+        _check_step(step)
         return self.op.resolvent(step * self.scalar)
+
+
+class ScaledForwardResolvent(ScaledForward, ScaledResolvent):
+    """``s·A`` of an ``A`` that is both evaluable and has a resolvent."""
 
 
 class SumMonotone(ForwardOperator):

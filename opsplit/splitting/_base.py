@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..operators.monotone import ForwardOperator, ResolventOperator
+from ..operators.monotone import ForwardOperator
 
 __all__ = ["SplittingMethod", "State", "check_positive"]
 
@@ -31,11 +32,16 @@ class State(NamedTuple):
     delta: Any = None
 
 
-def check_positive(value, name: str) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+def check_positive(value, name: str) -> float:
+    """Return ``value`` as a Python float, raising unless it is a real number > 0.
+
+    Python floats keep float32 arrays float32 (a NumPy float64 scalar would not).
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
 
 
 def require(op, capability, role: str, method: str) -> None:
@@ -58,7 +64,7 @@ class SplittingMethod(ABC):
     step: float = 1.0
 
     def __post_init__(self):
-        check_positive(self.step, "step")
+        object.__setattr__(self, "step", check_positive(self.step, "step"))
 
     @abstractmethod
     def prepare(self, problem):
@@ -80,5 +86,3 @@ class SplittingMethod(ABC):
         """A constant ``c`` with ``‖x⁺ - x*‖ ≤ c·‖z⁺ - z‖``, or ``None``."""
         return None
 
-
-ResolventOperator, ForwardOperator  # re-exported for subclasses

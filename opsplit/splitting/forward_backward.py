@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
+from .._vectors import axpy, sub
 from ..operators.monotone import ForwardOperator, ResolventOperator
-from .._vectors import sub, axpy
 from ._base import SplittingMethod, State, require
 
 __all__ = ["ForwardBackward"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
+from .._vectors import axpy, reflect, sub, vmap
 from ..operators.monotone import ResolventOperator
-from .._vectors import lincomb, sub, axpy, vmap
 from ._base import SplittingMethod, State, check_positive, require
 
 __all__ = ["PeacemanRachford", "DouglasRachford"]
@@ -65,8 +66,8 @@ class PeacemanRachford(SplittingMethod):
 
     def update(self, prepared, state):
         u, x = state.z, state.x
-        w = lincomb(2.0, x, -1.0, u)
-        u_new = lincomb(2.0, prepared.of_A(w), -1.0, w)
+        w = reflect(x, u)
+        u_new = reflect(prepared.of_A(w), w)
         return State(z=u_new, x=prepared.of_B(u_new), delta=sub(u_new, u))
 
     def error_factor(self, margin, lipschitz):
@@ -112,7 +113,7 @@ class DouglasRachford(SplittingMethod):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self.relaxation, "relaxation")
+        object.__setattr__(self, "relaxation", check_positive(self.relaxation, "relaxation"))
         if self.relaxation > 2:
             raise ValueError(f"relaxation must be in (0, 2], got {self.relaxation}")
 
@@ -124,7 +125,7 @@ class DouglasRachford(SplittingMethod):
 
     def update(self, prepared, state):
         u, x = state.z, state.x
-        v = prepared.of_A(lincomb(2.0, x, -1.0, u))
+        v = prepared.of_A(reflect(x, u))
         delta = vmap(lambda a, b: self.relaxation * (a - b), v, x)
         u_new = axpy(1.0, delta, u)
         return State(z=u_new, x=prepared.of_B(u_new), delta=delta)

@@ -1,0 +1,208 @@
+"""Per-iteration overhead of the splitting methods on the monDEQ inclusion.
+
+The problem is the equilibrium of a dense monDEQ layer (Winston & Kolter,
+NeurIPS 2020) for a batch of inputs:
+
+    0 ∈ F(z) + N_{z ≥ 0}(z),   F(z) = (I - W) z - c,
+    W = (1 - m) I - AᵀA + B - Bᵀ,
+
+with ``n`` hidden units and a batch of ``batch`` right-hand sides ``c``.
+For each method the script measures, in the same run and with interleaved
+repetitions (medians over repetitions):
+
+* ``bare``: the work any implementation must do per iteration — one batched
+  product ``z @ Mᵀ`` (forward–backward, ``M = I - W``) or ``u @ Rᵀ`` with the
+  precomputed resolvent ``R = (I + α M)⁻¹`` (Peaceman–Rachford,
+  Douglas–Rachford), plus the prox (ReLU);
+* ``update``: ``method.update`` called in a bare Python loop (the method's
+  own arithmetic, without the driver);
+* ``solve``: :func:`opsplit.solve` with ``maxiter=K`` and a tolerance it
+  never reaches, its whole wall time divided by ``K`` (validation, start and
+  result included), with residuals copied to the host every iteration
+  (``check_every=1``) and once at the end (``check_every=K``).
+
+The ratio ``solve / bare`` is the overhead factor (target ≤ 1.2).  The
+script also solves to a relative residual of ``--tol`` (1e-8) and reports
+iterations and time per method.
+
+Usage::
+
+    python benchmarks/core.py                      # NumPy, float64, n=1000, batch 256
+    python benchmarks/core.py --dtype float32
+    python benchmarks/core.py --backend cupy       # needs CuPy and a GPU
+    python benchmarks/core.py --n 200 --batch 32 --repeats 3   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import opsplit as ops
+
+
+def get_namespace(backend: str):
+    """The array namespace and a synchronisation function for ``backend``."""
+    if backend == "numpy":
+        return np, lambda: None
+    if backend == "cupy":
+        import cupy
+
+        return cupy, cupy.cuda.get_current_stream().synchronize
+    raise ValueError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
+
+
+def mondeq_matrices(n: int, m: float, seed: int):
+    """``M = I - W`` (float64, host) for a random monDEQ ``W`` with margin ``m``."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n)) * (0.5 / np.sqrt(n))
+    b = rng.standard_normal((n, n)) * (0.5 / np.sqrt(n))
+    w = (1.0 - m) * np.eye(n) - a.T @ a + b - b.T
+    return np.eye(n) - w
+
+
+def build(xp, n: int, batch: int, m: float, dtype: str, seed: int):
+    """The inclusion, its matrix ``M`` on the backend and host constants."""
+    m_host = mondeq_matrices(n, m, seed)
+    lipschitz = float(np.linalg.norm(m_host, 2))
+    c_host = np.random.default_rng(seed + 1).standard_normal((batch, n))
+    M = xp.asarray(m_host.astype(dtype))
+    c = xp.asarray(c_host.astype(dtype))
+    F = ops.LinearMonotone(ops.Dense(M), -c, lipschitz=lipschitz)
+    G = ops.Subdifferential(ops.prox.NonNegative())
+    return ops.Inclusion(F, G), M, c, lipschitz
+
+
+def bare_matrix(xp, M, method) -> object:
+    """The matrix the bare work multiplies by: ``M`` or ``(I + αM)⁻¹``."""
+    if isinstance(method, ops.ForwardBackward):
+        return M
+    eye = xp.eye(M.shape[0], dtype=M.dtype)
+    return xp.linalg.inv(eye + method.step * M)
+
+
+def time_loop(fn, k: int, sync) -> float:
+    """Seconds per call of ``fn`` over ``k`` calls, synchronised at both ends."""
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(k):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / k
+
+
+def measure(xp, sync, problem, method, M, c, *, iters: int, repeats: int):
+    """Median per-iteration seconds of bare work, update loop and solve, and
+    the median of the paired ratios solve/bare."""
+    prepared = method.prepare(problem)
+    x0 = xp.zeros_like(c)
+    mat_t = xp.matrix_transpose(bare_matrix(xp, M, method))
+
+    def bare():
+        xp.maximum(xp.matmul(c, mat_t), 0.0)
+
+    def update_loop():
+        state = method.init(prepared, x0)
+        for _ in range(iters):
+            state = method.update(prepared, state)
+
+    def solve(check_every):
+        return ops.solve(
+            problem, method, x0, tol=1e-300, maxiter=iters, prepared=prepared,
+            check_every=check_every, divergence_ratio=1e300,
+        )
+
+    for warm in (bare, update_loop, lambda: solve(1)):  # warm-up
+        warm()
+    samples = {"bare": [], "update": [], "solve1": [], "solveK": []}
+    for _ in range(repeats):
+        samples["bare"].append(time_loop(bare, iters, sync))
+        samples["update"].append(time_loop(update_loop, 1, sync) / iters)
+        samples["solve1"].append(time_loop(lambda: solve(1), 1, sync) / iters)
+        samples["solveK"].append(time_loop(lambda: solve(iters), 1, sync) / iters)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    for key in ("update", "solve1", "solveK"):
+        med["ratio_" + key] = statistics.median(
+            s / b for s, b in zip(samples[key], samples["bare"], strict=True)
+        )
+    return med, prepared
+
+
+def time_to_tol(xp, sync, problem, method, c, prepared, tol: float, maxiter: int):
+    """Iterations and seconds of one solve to ``tol`` (precomputation excluded),
+    and the seconds of the precomputation."""
+    sync()
+    t0 = time.perf_counter()
+    prepared = method.prepare(problem)
+    sync()
+    t_prepare = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = ops.solve(problem, method, xp.zeros_like(c), tol=tol, maxiter=maxiter, prepared=prepared)
+    sync()
+    return res, time.perf_counter() - t0, t_prepare
+
+
+def methods(m: float, lipschitz: float):
+    fb_step = m / lipschitz**2  # half the bound 2m/L²
+    return [
+        ("FB", ops.ForwardBackward(step=fb_step)),
+        ("PR", ops.PeacemanRachford(step=1.0)),
+        ("DR", ops.DouglasRachford(step=1.0)),
+    ]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=1000, help="hidden units (default 1000)")
+    p.add_argument("--batch", type=int, default=256, help="batch size (default 256)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    p.add_argument("--margin", type=float, default=0.5, help="monotonicity margin m")
+    p.add_argument("--iters", type=int, default=50, help="iterations K per timing")
+    p.add_argument("--repeats", type=int, default=9, help="interleaved repetitions")
+    p.add_argument("--tol", type=float, default=1e-8, help="target relative residual")
+    p.add_argument("--maxiter", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    xp, sync = get_namespace(args.backend)
+    problem, M, c, lipschitz = build(xp, args.n, args.batch, args.margin, args.dtype, args.seed)
+    print(
+        f"monDEQ inclusion: n={args.n}, batch={args.batch}, {args.dtype}, backend={args.backend}, "
+        f"m={args.margin}, L=‖I-W‖₂={lipschitz:.3f}; K={args.iters} iterations, "
+        f"{args.repeats} interleaved repetitions (medians)"
+    )
+    header = (
+        "| method | step | bare ms | update ms | solve ms | ratio solve/bare | "
+        "ratio (check_every=K) | ratio update/bare | "
+        f"iterations to {args.tol:g} | time to {args.tol:g} (s) | prepare (s) |"
+    )
+    rows = [header, "|" + "---|" * (header.count("|") - 1)]
+    worst = 0.0
+    for name, method in methods(args.margin, lipschitz):
+        med, prepared = measure(
+            xp, sync, problem, method, M, c, iters=args.iters, repeats=args.repeats
+        )
+        res, t_solve, t_prep = time_to_tol(
+            xp, sync, problem, method, c, prepared, args.tol, args.maxiter
+        )
+        converged = "" if res.success else f" ({res.status.value})"
+        worst = max(worst, med["ratio_solve1"])
+        rows.append(
+            f"| {name} | {method.step:.4g} | {med['bare'] * 1e3:.3f} | "
+            f"{med['update'] * 1e3:.3f} | {med['solve1'] * 1e3:.3f} | "
+            f"{med['ratio_solve1']:.3f} | {med['ratio_solveK']:.3f} | "
+            f"{med['ratio_update']:.3f} | {res.iterations}{converged} | {t_solve:.3f} | "
+            f"{t_prep:.3f} |"
+        )
+    print("\n".join(rows))
+    print(f"worst overhead ratio (check_every=1): {worst:.3f} (target <= 1.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

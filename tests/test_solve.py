@@ -1,0 +1,310 @@
+"""The driver and the three splitting methods on problems with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Lasso
+
+import opsplit as ops
+
+
+def mondeq_matrix(n, m, seed=0):
+    """I - W for W = (1 - m)I - AᵀA + B - Bᵀ: strongly monotone with margin m."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n)) / np.sqrt(n)
+    B = rng.standard_normal((n, n)) / np.sqrt(n)
+    W = (1 - m) * np.eye(n) - A.T @ A + B - B.T
+    return np.eye(n) - W
+
+
+def mondeq_problem(backend, dtype="float64", n=30, batch=4, m=0.5, seed=0):
+    rng = np.random.default_rng(seed + 1)
+    M = mondeq_matrix(n, m, seed)
+    c = rng.standard_normal((batch, n))
+    F = ops.LinearMonotone(
+        ops.Dense(backend.asarray(M, dtype)),
+        backend.asarray(-c, dtype),
+        lipschitz=float(np.linalg.norm(M, 2)),
+        strong_monotonicity=m,
+    )
+    G = ops.Subdifferential(ops.prox.NonNegative())
+    x0 = backend.asarray(np.zeros((batch, n)), dtype)
+    return ops.Inclusion(F, G), x0, M, c
+
+
+def safe_fb_step(M, m):
+    return m / np.linalg.norm(M, 2) ** 2  # half of 2m/L²
+
+
+METHODS = {
+    "FB": lambda M, m: ops.ForwardBackward(step=safe_fb_step(M, m)),
+    "PR": lambda M, m: ops.PeacemanRachford(step=1.0),
+    "DR": lambda M, m: ops.DouglasRachford(step=1.0),
+    "DR-relaxed": lambda M, m: ops.DouglasRachford(step=0.7, relaxation=1.5),
+}
+
+
+# -- (b) the monDEQ inclusion: agreement across methods, fixed point ---------------
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_mondeq_inclusion_fixed_point(backend, name):
+    problem, x0, M, c = mondeq_problem(backend)
+    res = ops.solve(problem, METHODS[name](M, 0.5), x0, tol=1e-12, maxiter=20000)
+    assert res.success, res.message
+    z = backend.to_numpy(res.x)
+    W = np.eye(M.shape[0]) - M
+    # z = ReLU(W z + c): the equilibrium itself, not a stored vector
+    np.testing.assert_allclose(z, np.maximum(z @ W.T + c, 0), atol=1e-9)
+    assert res.history.shape == (res.iterations,)
+    assert res.residuals.shape == (4,)
+    assert np.all(res.residuals <= 1e-12)
+
+
+def test_methods_agree_to_1e8():
+    from conftest import make_backend
+
+    backend = make_backend("numpy")
+    problem, x0, M, _ = mondeq_problem(backend, n=40, batch=3, m=0.2, seed=3)
+    sols = [
+        ops.solve(problem, METHODS[k](M, 0.2), x0, tol=1e-13, maxiter=50000).x for k in METHODS
+    ]
+    for s in sols[1:]:
+        np.testing.assert_allclose(s, sols[0], atol=1e-8, rtol=0)
+
+
+# -- (a) LASSO against scikit-learn -------------------------------------------------
+def lasso_data(seed=0, n_samples=60, n_features=30):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n_samples, n_features))
+    x_true = np.zeros(n_features)
+    x_true[:5] = rng.standard_normal(5) * 3
+    b = A @ x_true + 0.1 * rng.standard_normal(n_samples)
+    return A, b
+
+
+def lasso_objective(A, b, lam, x):
+    return 0.5 * np.sum((A @ x - b) ** 2) + lam * np.sum(np.abs(x))
+
+
+@pytest.mark.parametrize("method", ["FB", "DR", "PR"])
+def test_lasso_matches_sklearn(method):
+    A, b = lasso_data()
+    lam = 5.0
+    n = A.shape[1]
+    ref = Lasso(alpha=lam / A.shape[0], fit_intercept=False, tol=1e-14, max_iter=100000)
+    ref.fit(A, b)
+    L = np.linalg.norm(A, 2) ** 2
+    l1 = ops.Subdifferential(ops.prox.L1(lam))
+    if method == "FB":
+        smooth = ops.Gradient(lambda x: (x @ A.T - b) @ A, lipschitz=L, core_shape=(n,))
+        problem, meth = ops.Inclusion(smooth, l1), ops.ForwardBackward(step=1.0 / L)
+    else:
+        normal_eq = ops.LinearMonotone(ops.Dense(A.T @ A), -(A.T @ b))
+        problem = ops.Inclusion(normal_eq, l1)
+        meth = ops.DouglasRachford(step=1.0 / L) if method == "DR" else ops.PeacemanRachford(
+            step=1.0 / np.sqrt(L * np.linalg.eigvalsh(A.T @ A)[0])
+        )
+    res = ops.solve(problem, meth, np.zeros(n), tol=1e-13, maxiter=100000)
+    assert res.success, res.message
+    f_ours = lasso_objective(A, b, lam, res.x)
+    f_ref = lasso_objective(A, b, lam, ref.coef_)
+    assert abs(f_ours - f_ref) / f_ref < 1e-6
+    # optimality: -Aᵀ(Ax - b) ∈ λ ∂‖x‖₁
+    g = -(A.T @ (A @ res.x - b))
+    on = np.abs(res.x) > 1e-10
+    np.testing.assert_allclose(g[on], lam * np.sign(res.x[on]), atol=1e-6)
+    assert np.all(np.abs(g[~on]) <= lam + 1e-6)
+
+
+# -- (c) DR with relaxation 2 is PR, iterate by iterate -------------------------------
+def test_douglas_rachford_relaxation_two_is_peaceman_rachford(backend):
+    problem, x0, M, _ = mondeq_problem(backend, n=20, batch=2)
+    trails = {}
+    for key, method in {
+        "PR": ops.PeacemanRachford(step=0.8),
+        "DR2": ops.DouglasRachford(step=0.8, relaxation=2.0),
+    }.items():
+        seen = []
+        ops.solve(
+            problem, method, x0, tol=1e-300, maxiter=25,
+            callback=lambda k, r, s, seen=seen: seen.append(backend.to_numpy(s.x).copy()),
+        )
+        trails[key] = np.stack(seen)
+    assert trails["PR"].shape[0] == 25
+    np.testing.assert_allclose(trails["DR2"], trails["PR"], rtol=0, atol=1e-12)
+    # and relaxation 1 is genuinely different
+    seen = []
+    ops.solve(problem, ops.DouglasRachford(step=0.8), x0, tol=1e-300, maxiter=3,
+              callback=lambda k, r, s: seen.append(backend.to_numpy(s.x).copy()))
+    assert not np.allclose(seen[-1], trails["PR"][2])
+
+
+# -- (d) divergence is reported ------------------------------------------------------
+def test_forward_backward_too_large_step_diverges(backend):
+    # Without the projection, x⁺ = (I - αM)x + αc, whose spectral radius exceeds 1 for a
+    # step far above 2m/L²: the iterates must blow up.
+    _, x0, M, c = mondeq_problem(backend)
+    F = ops.LinearMonotone(ops.Dense(backend.asarray(M)), backend.asarray(-c))
+    problem = ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero()))
+    L = np.linalg.norm(M, 2)
+    assert np.max(np.abs(np.linalg.eigvals(np.eye(30) - 20 * 2 * 0.5 / L**2 * M))) > 1
+    res = ops.solve(problem, ops.ForwardBackward(step=20 * 2 * 0.5 / L**2), x0, tol=1e-10,
+                    maxiter=5000)
+    assert res.status in (ops.Status.DIVERGED, ops.Status.NONFINITE)
+    assert not res.success
+    assert "diverged" in res.message or "non-finite" in res.message
+
+
+def test_max_iterations_is_not_success():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    res = ops.solve(problem, ops.ForwardBackward(step=1e-3), x0, tol=1e-12, maxiter=5)
+    assert res.status is ops.Status.MAX_ITER and not res.success
+    assert res.iterations == 5 and res.history.size == 5
+    assert "did not converge" in res.message
+
+
+def test_nan_offset_reports_nonfinite():
+    n = 3
+    F = ops.LinearMonotone(ops.Dense(np.eye(n)), np.array([1.0, np.nan, 0.0]))
+    res = ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero())),
+                    ops.PeacemanRachford(), np.zeros(n))
+    assert res.status is ops.Status.NONFINITE and not res.success
+
+
+# -- (e) inputs are not mutated; (f) float32 stays float32 ------------------------------
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_inputs_not_mutated(name):
+    from conftest import make_backend
+
+    problem, x0, M, c = mondeq_problem(make_backend("numpy"))
+    x0 = x0 + 0.3
+    before = (x0.copy(), problem.A.op.matrix.copy(), problem.A.offset.copy())
+    ops.solve(problem, METHODS[name](M, 0.5), x0, tol=1e-8, maxiter=300)
+    for a, b in zip(before, (x0, problem.A.op.matrix, problem.A.offset)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_float32_stays_float32(backend, name):
+    problem, x0, M, c = mondeq_problem(backend, dtype="float32")
+    res = ops.solve(problem, METHODS[name](M, 0.5), x0, tol=1e-6, maxiter=5000)
+    assert res.x.dtype == backend.xp.float32
+    assert res.success, res.message
+    z = backend.to_numpy(res.x).astype(np.float64)
+    W = np.eye(M.shape[0]) - M
+    np.testing.assert_allclose(z, np.maximum(z @ W.T + c, 0), atol=1e-3)
+
+
+# -- batching, callbacks, warm starts -----------------------------------------------------
+def test_batch_stops_when_every_sample_converged():
+    from conftest import make_backend
+
+    backend = make_backend("numpy")
+    problem, x0, M, c = mondeq_problem(backend, batch=5)
+    res = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-10)
+    assert res.success and np.all(res.residuals <= 1e-10)
+    # the history holds the batch maximum: each sample alone needs at most as many iterations
+    for i in range(5):
+        single = ops.solve(problem, ops.PeacemanRachford(), x0[i], tol=1e-10)
+        assert single.iterations <= res.iterations
+        np.testing.assert_allclose(single.x, res.x[i], atol=1e-9)
+    assert max(
+        ops.solve(problem, ops.PeacemanRachford(), x0[i], tol=1e-10).iterations for i in range(5)
+    ) == res.iterations
+
+
+def test_check_every_gives_same_history():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    a = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-10)
+    b = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-10, check_every=7)
+    assert b.iterations >= a.iterations and b.iterations - a.iterations < 7
+    np.testing.assert_allclose(b.history[: a.iterations], a.history)
+    assert b.times.shape == b.history.shape and np.all(np.diff(b.times) >= 0)
+
+
+def test_callback_can_stop():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    calls = []
+    res = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-14,
+                    callback=lambda k, r, s: calls.append(r) or k >= 4)
+    assert res.status is ops.Status.CALLBACK and res.iterations == 4 and len(calls) == 4
+    assert not res.success
+
+
+def test_warm_start_from_state_and_from_x0():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    cold = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-6)
+    warm = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-10, state=cold.state)
+    full = ops.solve(problem, ops.PeacemanRachford(), x0, tol=1e-10)
+    assert warm.iterations < full.iterations - cold.iterations // 2
+    np.testing.assert_allclose(warm.x, full.x, atol=1e-9)
+    fb = ops.ForwardBackward(step=safe_fb_step(M, 0.5))
+    near = ops.solve(problem, fb, full.x + 1e-9, tol=1e-8)
+    assert near.iterations < 5
+
+
+# -- bad input ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make, exc, word",
+    [
+        (lambda: ops.PeacemanRachford(step=0.0), ValueError, "step"),
+        (lambda: ops.ForwardBackward(step=-1.0), ValueError, "step"),
+        (lambda: ops.DouglasRachford(step=1.0, relaxation=2.5), ValueError, "relaxation"),
+        (lambda: ops.DouglasRachford(step=1.0, relaxation=0.0), ValueError, "relaxation"),
+        (lambda: ops.ForwardBackward(step="1"), TypeError, "step"),
+    ],
+)
+def test_bad_hyperparameters(make, exc, word):
+    with pytest.raises(exc, match=word):
+        make()
+
+
+def test_bad_solve_arguments():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    pr = ops.PeacemanRachford()
+    with pytest.raises(ValueError, match="tol"):
+        ops.solve(problem, pr, x0, tol=0.0)
+    with pytest.raises(ValueError, match="tol"):
+        ops.solve(problem, pr, x0, tol=-1e-3)
+    with pytest.raises(TypeError, match="maxiter"):
+        ops.solve(problem, pr, x0, maxiter=10.5)
+    with pytest.raises(ValueError, match="x0"):
+        ops.solve(problem, pr, np.zeros((4, 31)))
+    with pytest.raises(TypeError, match="x0"):
+        ops.solve(problem, pr, x0.astype(np.float32))
+    with pytest.raises(TypeError, match="x0"):
+        ops.solve(problem, pr, [[0.0] * 30])
+    with pytest.raises(TypeError, match="x0"):
+        ops.solve(problem, pr, np.zeros((4, 30), dtype=np.int64))
+    with pytest.raises(TypeError, match="method"):
+        ops.solve(problem, "PR", x0)
+    with pytest.raises(TypeError, match="problem"):
+        ops.solve((problem.A, problem.B), pr, x0)
+
+
+def test_mixed_array_libraries_rejected():
+    from conftest import make_backend
+
+    strict = make_backend("strict1")
+    problem, _, M, _ = mondeq_problem(strict)
+    with pytest.raises((TypeError, ValueError), match="x0"):
+        ops.solve(problem, ops.PeacemanRachford(), np.zeros((4, 30)))
+
+
+def test_forward_backward_needs_evaluable_A():
+    G = ops.Subdifferential(ops.prox.NonNegative())
+    with pytest.raises(TypeError, match="evaluated directly"):
+        ops.solve(ops.Inclusion(G, G), ops.ForwardBackward(), np.zeros(3))
+    grad = ops.Gradient(lambda x: x)
+    with pytest.raises(TypeError, match="resolvent"):
+        ops.solve(ops.Inclusion(grad, grad), ops.PeacemanRachford(), np.zeros(3))
