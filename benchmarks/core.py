@@ -43,16 +43,17 @@ import time
 import numpy as np
 
 import opsplit as ops
+from opsplit._backend import namespace, to_numpy
 
 
 def get_namespace(backend: str):
     """The array namespace and a synchronisation function for ``backend``."""
     if backend == "numpy":
-        return np, lambda: None
+        return namespace(np.zeros(1)), lambda: None
     if backend == "cupy":
         import cupy
 
-        return cupy, cupy.cuda.get_current_stream().synchronize
+        return namespace(cupy.zeros(1)), cupy.cuda.get_current_stream().synchronize
     raise ValueError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
 
 
@@ -70,8 +71,8 @@ def build(xp, n: int, batch: int, m: float, dtype: str, seed: int):
     m_host = mondeq_matrices(n, m, seed)
     lipschitz = float(np.linalg.norm(m_host, 2))
     c_host = np.random.default_rng(seed + 1).standard_normal((batch, n))
-    M = xp.asarray(m_host.astype(dtype))
-    c = xp.asarray(c_host.astype(dtype))
+    M = xp.asarray(m_host, dtype=getattr(xp, dtype))
+    c = xp.asarray(c_host, dtype=getattr(xp, dtype))
     F = ops.LinearMonotone(ops.Dense(M), -c, lipschitz=lipschitz)
     G = ops.Subdifferential(ops.prox.NonNegative())
     return ops.Inclusion(F, G), M, c, lipschitz
@@ -112,8 +113,14 @@ def measure(xp, sync, problem, method, M, c, *, iters: int, repeats: int):
 
     def solve(check_every):
         return ops.solve(
-            problem, method, x0, tol=1e-300, maxiter=iters, prepared=prepared,
-            check_every=check_every, divergence_ratio=1e300,
+            problem,
+            method,
+            x0,
+            tol=1e-300,
+            maxiter=iters,
+            prepared=prepared,
+            check_every=check_every,
+            divergence_ratio=1e300,
         )
 
     for warm in (bare, update_loop, lambda: solve(1)):  # warm-up
@@ -132,18 +139,51 @@ def measure(xp, sync, problem, method, M, c, *, iters: int, repeats: int):
     return med, prepared
 
 
-def time_to_tol(xp, sync, problem, method, c, prepared, tol: float, maxiter: int):
-    """Iterations and seconds of one solve to ``tol`` (precomputation excluded),
-    and the seconds of the precomputation."""
-    sync()
-    t0 = time.perf_counter()
-    prepared = method.prepare(problem)
-    sync()
-    t_prepare = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = ops.solve(problem, method, xp.zeros_like(c), tol=tol, maxiter=maxiter, prepared=prepared)
-    sync()
-    return res, time.perf_counter() - t0, t_prepare
+def time_to_tol(xp, sync, problem, method, c, *, tol: float, maxiter: int, repeats: int):
+    """Solve to ``tol`` ``repeats`` times; return the last result, the median
+    seconds of the solve (precomputation excluded) and of the precomputation."""
+    t_solve, t_prepare = [], []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        prepared = method.prepare(problem)
+        sync()
+        t1 = time.perf_counter()
+        res = ops.solve(
+            problem, method, xp.zeros_like(c), tol=tol, maxiter=maxiter, prepared=prepared
+        )
+        sync()
+        t_solve.append(time.perf_counter() - t1)
+        t_prepare.append(t1 - t0)
+    return res, statistics.median(t_solve), statistics.median(t_prepare)
+
+
+def fixed_point_error(xp, M, c, z) -> float:
+    """``max |z - ReLU(W z + c)|`` with ``W z = z - M z``: the monDEQ equation."""
+    w_z = z - xp.matmul(z, xp.matrix_transpose(M))
+    return float(to_numpy(xp.max(xp.abs(z - xp.maximum(w_z + c, 0.0)))))
+
+
+def profile_ops(xp, sync, M, c, *, iters: int, repeats: int):
+    """Median milliseconds of the primitive operations an iteration is made of."""
+    a, b = c, xp.maximum(c, 0.0)
+    mat_t = xp.matrix_transpose(M)
+    batch = xp.ones(c.shape[0], dtype=c.dtype)
+    ops_to_time = {
+        "matmul z @ Mᵀ": lambda: xp.matmul(a, mat_t),
+        "prox (ReLU)": lambda: xp.maximum(a, 0.0),
+        "a - b": lambda: a - b,
+        "2a - b (reflect)": lambda: 2.0 * a - b,
+        "s·a + b (axpy)": lambda: 0.5 * a + b,
+        "row norms² (vecdot)": lambda: xp.vecdot(a, b, axis=-1),
+        "batch sqrt/div/max": lambda: xp.max(xp.sqrt(batch) / (xp.sqrt(batch) + 1e-16)),
+        "host copy of 2 scalars": lambda: to_numpy(xp.stack([xp.max(batch), xp.min(batch)])),
+    }
+    samples = {name: [] for name in ops_to_time}
+    for _ in range(repeats):
+        for name, fn in ops_to_time.items():
+            samples[name].append(time_loop(fn, iters, sync) * 1e3)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def methods(m: float, lipschitz: float):
@@ -167,6 +207,7 @@ def main(argv=None) -> int:
     p.add_argument("--tol", type=float, default=1e-8, help="target relative residual")
     p.add_argument("--maxiter", type=int, default=20000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="also time the primitive operations")
     args = p.parse_args(argv)
 
     xp, sync = get_namespace(args.backend)
@@ -179,7 +220,8 @@ def main(argv=None) -> int:
     header = (
         "| method | step | bare ms | update ms | solve ms | ratio solve/bare | "
         "ratio (check_every=K) | ratio update/bare | "
-        f"iterations to {args.tol:g} | time to {args.tol:g} (s) | prepare (s) |"
+        f"iterations to {args.tol:g} | time to {args.tol:g} (s) | prepare (s) | "
+        "fixed-point error |"
     )
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
     worst = 0.0
@@ -188,7 +230,14 @@ def main(argv=None) -> int:
             xp, sync, problem, method, M, c, iters=args.iters, repeats=args.repeats
         )
         res, t_solve, t_prep = time_to_tol(
-            xp, sync, problem, method, c, prepared, args.tol, args.maxiter
+            xp,
+            sync,
+            problem,
+            method,
+            c,
+            tol=args.tol,
+            maxiter=args.maxiter,
+            repeats=max(1, min(3, args.repeats)),
         )
         converged = "" if res.success else f" ({res.status.value})"
         worst = max(worst, med["ratio_solve1"])
@@ -197,10 +246,14 @@ def main(argv=None) -> int:
             f"{med['update'] * 1e3:.3f} | {med['solve1'] * 1e3:.3f} | "
             f"{med['ratio_solve1']:.3f} | {med['ratio_solveK']:.3f} | "
             f"{med['ratio_update']:.3f} | {res.iterations}{converged} | {t_solve:.3f} | "
-            f"{t_prep:.3f} |"
+            f"{t_prep:.3f} | {fixed_point_error(xp, M, c, res.x):.1e} |"
         )
     print("\n".join(rows))
     print(f"worst overhead ratio (check_every=1): {worst:.3f} (target <= 1.2)")
+    if args.profile:
+        print("\n| operation (one batched application) | ms |\n|---|---|")
+        for name, ms in profile_ops(xp, sync, M, c, iters=args.iters, repeats=args.repeats).items():
+            print(f"| {name} | {ms:.4f} |")
     return 0
 
 

@@ -4,6 +4,9 @@ from . import operators, prox, splitting
 from ._result import SolveResult, Status
 from ._solve import solve
 from .operators import (
+    BlockDiagonal,
+    BlockLowerTriangular,
+    Conv2dFFT,
     Dense,
     Diagonal,
     ForwardOperator,
@@ -16,7 +19,9 @@ from .operators import (
     ResolventOperator,
     StructureError,
     Subdifferential,
+    from_scipy,
     shifted_inverse,
+    to_scipy,
 )
 from .problems import Inclusion
 from .splitting import DouglasRachford, ForwardBackward, PeacemanRachford, SplittingMethod, State
@@ -35,6 +40,11 @@ __all__ = [
     "Identity",
     "Dense",
     "Diagonal",
+    "Conv2dFFT",
+    "BlockDiagonal",
+    "BlockLowerTriangular",
+    "from_scipy",
+    "to_scipy",
     "shifted_inverse",
     "StructureError",
     "MonotoneOperator",

@@ -227,21 +227,30 @@ def _message(status, iteration, history, tol):
 
 
 def _certify(result, problem, method, margin, batch_ndim):
-    """Attach uniqueness and a-posteriori error certificates when constants allow."""
-    m = margin if margin is not None else problem.strong_monotonicity()
+    """Attach uniqueness and a-posteriori error certificates when constants allow.
+
+    ``margin`` (of ``A + B``) is the user's, else the problem's declared one;
+    the error bounds also use the Lipschitz constant and the own strong
+    monotonicity of ``A`` (derivations in :mod:`opsplit.diagnostics.certificates`).
+    """
+    from .diagnostics.certificates import uniqueness_certificate
+    from .operators.monotone import ForwardOperator
+
+    if margin is not None:
+        m, source = float(margin), "supplied to solve"
+    elif problem.margin is not None:
+        m, source = float(problem.margin), "supplied with the problem"
+    else:
+        m, source = problem.strong_monotonicity(), "declared by the operators"
     result.margin = m
-    if m is None:
+    result.unique, result.uniqueness = uniqueness_certificate(m, source)
+    if m is None or not m > 0 or result.state is None or result.state.delta is None:
         return
-    result.unique = m > 0
-    result.uniqueness = (
-        f"unique zero: A + B is {m:.3g}-strongly monotone"
-        if m > 0
-        else "uniqueness not certified: margin is 0"
-    )
-    if m > 0 and result.state is not None and result.state.delta is not None:
-        lip = getattr(problem.A, "lipschitz", None)
-        factor = method.error_factor(m, lip)
-        if factor is not None:
-            xp = namespace(result.state.delta)
-            step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
-            result.error_bound = factor * step_norm.astype(np.float64)
+    lip = problem.A.lipschitz if isinstance(problem.A, ForwardOperator) else None
+    factor = method.error_factor(m, lip, problem.A.strong_monotonicity or 0.0)
+    if factor is None:
+        return
+    xp = namespace(result.state.delta)
+    step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
+    bound = factor * step_norm.astype(np.float64)
+    result.error_bound = np.where(np.isfinite(bound), bound, np.inf)

@@ -83,3 +83,8 @@ def shape_of(x):
 
 def dtype_of(x):
     return x[0].dtype if is_tuple(x) else x.dtype
+
+
+def first_array(x):
+    """The array itself, or the first block of a tuple."""
+    return x[0] if is_tuple(x) else x

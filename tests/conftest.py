@@ -41,9 +41,9 @@ def _strict(device_index):
 
 
 def _cupy():
-    import cupy
+    import array_api_compat.cupy as cpx  # the array-API view of CuPy (takes device=)
 
-    return Backend("cupy", cupy, None)
+    return Backend("cupy", cpx, None)
 
 
 def _gpu_available():

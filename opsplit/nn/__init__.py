@@ -17,8 +17,11 @@ _EXPORTS = {
     "DenseParams": "mondense",
     "MonDEQ": "deq",
     "EquilibriumState": "deq",
-    "gradcheck": "gradcheck",
-    "GradcheckReport": "gradcheck",
+    "gradcheck": "checks",
+    "GradcheckReport": "checks",
+    "FieldCheck": "checks",
+    "DenseOperators": "mondense",
+    "LinearizedActivation": "deq",
     # model pieces, optimisation, data, training
     "Linear": "layers",
     "Flatten": "layers",

@@ -219,7 +219,9 @@ def _load_digits() -> Dataset:
     mean = float(images01[train].mean())
     std = float(images01[train].std())
     images = _standardise(images01[:, None, :, :], mean, std)
-    return Dataset("digits", images[train], labels[train], images[test], labels[test], 10, mean, std)
+    return Dataset(
+        "digits", images[train], labels[train], images[test], labels[test], 10, mean, std
+    )
 
 
 # ------------------------------------------------------------------- mnist ---
@@ -278,7 +280,8 @@ def read_idx(path) -> np.ndarray:
             f"{path}: IDX header says shape {shape} ({expected} bytes of data) "
             f"but the file holds {len(raw) - header}"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
 
 
 def default_cache_dir() -> Path:
@@ -381,8 +384,10 @@ def load_dataset(name: str = "mnist-sample", *, data_dir=None, download: bool = 
     Examples
     --------
     >>> ds = load_dataset("digits")
-    >>> ds, ds.x_train.dtype, ds.y_train[:3]
-    (Dataset('digits', train=1437, test=360, image_shape=(1, 8, 8)), dtype('float32'), array([0, 0, 0]))
+    >>> ds
+    Dataset('digits', train=1438, test=359, image_shape=(1, 8, 8))
+    >>> ds.x_train.dtype, ds.y_train[:3]
+    (dtype('float32'), array([0, 0, 0]))
     """
     if name == "mnist-sample":
         return _load_mnist_sample()

@@ -26,15 +26,16 @@ __all__ = [
 ]
 
 
-def to_backend(a: np.ndarray, *, xp=None, device=None, dtype=None):
-    """Copy a NumPy array to namespace ``xp`` (default NumPy) on ``device``.
-
-    ``dtype`` is a dtype name (``"float32"``) or ``None`` to keep ``a``'s.
-    """
-    if xp is None:
-        xp = namespace(np.empty(0))
-    target = getattr(xp, dtype if dtype is not None else np.asarray(a).dtype.name)
-    return xp.asarray(np.asarray(a), dtype=target, device=device)
+def to_backend(host, dtype: str, like=None):
+    """Copy host data to ``like``'s library and device (NumPy when ``like`` is
+    ``None``) with dtype name ``dtype`` (``"float32"``, ``"float64"``)."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    host = np.asarray(host, dtype=dtype)
+    if like is None:
+        return host
+    xp = namespace(like)
+    return xp.asarray(host, dtype=getattr(xp, dtype), device=_device(like))
 
 
 class LinearParams(NamedTuple):
@@ -81,18 +82,30 @@ class Linear:
     def __repr__(self):
         return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
 
-    def init_params(self, seed=0, *, xp=None, device=None, dtype="float32") -> LinearParams:
-        """PyTorch's default ``nn.Linear`` initialisation: weight and bias
-        uniform on ``±1/sqrt(in_features)``, drawn from ``numpy.random.default_rng(seed)``
-        and moved to ``xp`` / ``device`` with ``dtype``."""
+    def init_params(self, seed=0, *, dtype="float64", like=None, scheme="torch") -> LinearParams:
+        """Random initial parameters, drawn on the host from
+        ``numpy.random.default_rng(seed)`` and copied to ``like``'s library and
+        device (NumPy when ``like`` is ``None``) with dtype ``dtype``.
+
+        ``scheme="torch"``: PyTorch's default ``nn.Linear`` initialisation,
+        weight and bias uniform on ``±1/sqrt(in_features)``.
+        ``scheme="glorot"``: weight uniform on
+        ``±sqrt(6/(in_features + out_features))`` (Glorot & Bengio, AISTATS
+        2010), zero bias.
+        """
         rng = np.random.default_rng(seed)
-        bound = 1.0 / math.sqrt(self.in_features)
-        w = rng.uniform(-bound, bound, size=(self.out_features, self.in_features))
-        b = rng.uniform(-bound, bound, size=(self.out_features,))
-        return LinearParams(
-            to_backend(w, xp=xp, device=device, dtype=dtype),
-            to_backend(b, xp=xp, device=device, dtype=dtype),
-        )
+        shape = (self.out_features, self.in_features)
+        if scheme == "torch":
+            bound = 1.0 / math.sqrt(self.in_features)
+            w = rng.uniform(-bound, bound, size=shape)
+            b = rng.uniform(-bound, bound, size=(self.out_features,))
+        elif scheme == "glorot":
+            bound = math.sqrt(6.0 / (self.in_features + self.out_features))
+            w = rng.uniform(-bound, bound, size=shape)
+            b = np.zeros(self.out_features)
+        else:
+            raise ValueError(f"scheme must be 'torch' or 'glorot', got {scheme!r}")
+        return LinearParams(to_backend(w, dtype, like), to_backend(b, dtype, like))
 
     def check_params(self, params: LinearParams, name: str = "params") -> None:
         """Raise ``ValueError``/``TypeError`` naming the field that does not fit."""

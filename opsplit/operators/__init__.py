@@ -1,7 +1,9 @@
 """Linear operators (with mandatory adjoints) and monotone operators."""
 
-from ._base import LinearOperator, StructureError
+from ._base import LinearOperator, StructureError, flatten, unflatten
 from .basic import Dense, Diagonal, Identity
+from .block import BlockDiagonal, BlockLowerTriangular
+from .conv import Conv2dFFT
 from .monotone import (
     ForwardOperator,
     Gradient,
@@ -11,6 +13,7 @@ from .monotone import (
     ResolventOperator,
     Subdifferential,
 )
+from .scipy_interop import from_scipy, to_scipy
 from .shifted import shifted_inverse
 
 __all__ = [
@@ -19,6 +22,13 @@ __all__ = [
     "Identity",
     "Dense",
     "Diagonal",
+    "Conv2dFFT",
+    "BlockDiagonal",
+    "BlockLowerTriangular",
+    "from_scipy",
+    "to_scipy",
+    "flatten",
+    "unflatten",
     "shifted_inverse",
     "MonotoneOperator",
     "ForwardOperator",

@@ -9,7 +9,18 @@ __all__ = ["Identity", "Dense", "Diagonal", "check_trailing"]
 
 
 def check_trailing(x, shape: tuple, name: str = "x") -> None:
-    """Raise ``ValueError`` unless the trailing axes of ``x`` equal ``shape``."""
+    """Raise ``ValueError`` unless the trailing axes of ``x`` equal ``shape``.
+
+    For block (tuple) vectors ``shape`` is a tuple of shapes, checked blockwise.
+    """
+    if shape and isinstance(shape[0], tuple):
+        if not isinstance(x, tuple) or len(x) != len(shape):
+            raise ValueError(f"{name} must be a tuple of {len(shape)} arrays")
+        for i, (part, part_shape) in enumerate(zip(x, shape)):
+            check_trailing(part, part_shape, f"{name}[{i}]")
+        return
+    if isinstance(x, tuple):
+        raise ValueError(f"{name} must be an array, not a tuple")
     nd = len(shape)
     if x.ndim < nd or tuple(x.shape[x.ndim - nd :]) != tuple(shape):
         raise ValueError(

@@ -35,14 +35,14 @@ def _first_dtype(ops):
     return next((op.dtype for op in ops if op.dtype is not None), None)
 
 
-def _first_like(ops, like):
+def _first_like(owner, ops, like):
     """The first array an operator among ``ops`` can supply (see ``LinearOperator._like``)."""
     for op in ops:
         try:
             return op._like(like)
         except ValueError:
             continue
-    return LinearOperator._like(ops[0], like)
+    return LinearOperator._like(owner, like)
 
 
 def _add(total, term):
@@ -85,7 +85,7 @@ class BlockDiagonal(LinearOperator):
         return tuple(op.rmatvec(part) for op, part in zip(self.blocks, y, strict=True))
 
     def _like(self, like):
-        return _first_like(self.blocks, like)
+        return _first_like(self, self.blocks, like)
 
 
 class BlockLowerTriangular(LinearOperator):
@@ -158,7 +158,7 @@ class BlockLowerTriangular(LinearOperator):
         return tuple(out)
 
     def _like(self, like):
-        return _first_like([op for row in self.blocks for op in row if op is not None], like)
+        return _first_like(self, [op for row in self.blocks for op in row if op is not None], like)
 
 
 class BlockForwardSubstitution(LinearOperator):
@@ -217,7 +217,7 @@ class BlockForwardSubstitution(LinearOperator):
         return tuple(u)
 
     def _like(self, like):
-        return _first_like(self.diagonal_inverses, like)
+        return _first_like(self, self.diagonal_inverses, like)
 
 
 def _check_square(ops):

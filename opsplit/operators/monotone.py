@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._backend import namespace, same_library
+from .._vectors import add, dtype_of, first_array, scale, sub, vmap
 from ._base import LinearOperator
 from .basic import check_trailing
 from .shifted import shifted_inverse
@@ -115,7 +116,7 @@ class AffineResolvent:
 
     def __call__(self, y):
         if self.shift is not None:
-            y = y - self.shift
+            y = sub(y, self.shift)
         return self.inverse.matvec(y)
 
 
@@ -155,8 +156,8 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
             raise ValueError(f"op must be square, got {op.out_shape} <- {op.in_shape}")
         if offset is not None:
             namespace(offset)  # raises TypeError for non-arrays
-            if op.dtype is not None and offset.dtype != op.dtype:
-                raise TypeError(f"offset has dtype {offset.dtype}, op has {op.dtype}")
+            if op.dtype is not None and dtype_of(offset) != op.dtype:
+                raise TypeError(f"offset has dtype {dtype_of(offset)}, op has {op.dtype}")
             check_trailing(offset, op.out_shape, "offset")
         if inverse is not None:
             step, inv = inverse
@@ -170,17 +171,19 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
 
     def validate(self, x, name="x"):
         check_trailing(x, self.core_shape, name)
+        first = x[0] if isinstance(x, tuple) else x
         if self.offset is not None:
-            same_library(x, self.offset, name, "offset")
-        like = self.op._like(None) if self.op.dtype is not None else None
-        if like is not None:
-            same_library(x, like, name, "the operator's array")
-            if x.dtype != self.op.dtype:
-                raise TypeError(f"{name} has dtype {x.dtype} but the operator has {self.op.dtype}")
+            same_library(first, first_array(self.offset), name, "offset")
+        if self.op.dtype is not None:
+            same_library(first, self.op._like(None), name, "the operator's array")
+            if first.dtype != self.op.dtype:
+                raise TypeError(
+                    f"{name} has dtype {first.dtype} but the operator has {self.op.dtype}"
+                )
 
     def evaluate(self, x):
         y = self.op.matvec(x)
-        return y if self.offset is None else y + self.offset
+        return y if self.offset is None else add(y, self.offset)
 
     def resolvent(self, step):
         _check_step(step)
@@ -188,7 +191,7 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
             inv = self.inverse[1]
         else:
             inv = shifted_inverse(self.op, 1.0, float(step))
-        shift = None if self.offset is None else step * self.offset
+        shift = None if self.offset is None else scale(float(step), self.offset)
         return AffineResolvent(inv, shift)
 
 
@@ -216,6 +219,10 @@ class Subdifferential(ResolventOperator):
     def resolvent(self, step):
         _check_step(step)
         f = self.function
+        if f.separable:
+            # A separable function acts entrywise, so on a tuple (multi-tier)
+            # vector its prox is the prox of each block.
+            return lambda x: vmap(lambda part: f.prox(part, step), x)
         return lambda x: f.prox(x, step)
 
 

@@ -1,10 +1,20 @@
-"""Base class for proximable functions."""
+"""Base class for proximable functions, and the small helpers they share."""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
-__all__ = ["ProxFunction", "check_step"]
+from .._backend import device, namespace
+
+__all__ = [
+    "ProxFunction",
+    "check_step",
+    "check_scalar",
+    "restrict",
+    "zero_scalar",
+    "membership_tolerance",
+]
 
 
 def check_step(step) -> None:
@@ -13,6 +23,48 @@ def check_step(step) -> None:
         raise TypeError(f"step must be a real number, got {type(step).__name__}")
     if not step > 0:
         raise ValueError(f"step must be > 0, got {step}")
+
+
+def check_scalar(value, name: str, *, minimum=None, strict: bool = False, finite=True) -> float:
+    """Validate a real parameter and return it as a Python float.
+
+    Raises ``TypeError`` unless ``value`` is a real number and ``ValueError``
+    (naming ``name``) when it is NaN, infinite (unless ``finite=False``) or
+    below ``minimum`` (``<=`` it when ``strict``).
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite real number, got {value}")
+    if minimum is not None:
+        if strict and not value > minimum:
+            raise ValueError(f"{name} must be > {minimum}, got {value}")
+        if not strict and not value >= minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def restrict(total, inside):
+    """``total`` where every entry of the boolean array ``inside`` holds, else ``+inf``.
+
+    Both stay on the device: the result is a 0-d array of ``total``'s library.
+    """
+    xp = namespace(inside)
+    return xp.where(xp.all(inside), total, xp.inf)
+
+
+def zero_scalar(x):
+    """A 0-d zero with the dtype and device of ``x``."""
+    return namespace(x).zeros((), dtype=x.dtype, device=device(x))
+
+
+def membership_tolerance(x) -> float:
+    """Relative slack ``sqrt(eps)`` of ``x``'s dtype for membership in sets whose
+    projection rounds (balls, simplices), as ``isapprox`` does: the projection
+    of a large point carries an error proportional to that point, which the
+    projected point alone cannot reveal."""
+    return math.sqrt(float(namespace(x).finfo(x.dtype).eps))
 
 
 class ProxFunction(ABC):
@@ -29,7 +81,8 @@ class ProxFunction(ABC):
     Traits
     ------
     convex, separable (acts entrywise), indicator (the indicator of a set,
-    so ``prox`` is a projection, independent of ``step``), smooth.
+    so ``prox`` is a projection, independent of ``step``), smooth
+    (differentiable with a Lipschitz gradient).
     """
 
     convex = True

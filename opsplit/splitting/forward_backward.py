@@ -70,8 +70,14 @@ class ForwardBackward(SplittingMethod):
         x_new = prepared.resolvent(axpy(-self.step, prepared.forward(x), x))
         return State(z=x_new, x=x_new, delta=sub(x_new, x))
 
-    def error_factor(self, margin, lipschitz):
-        # ‖x⁺ - x*‖ ≤ (1/α + L)/m · ‖x - x⁺‖ (see docs/certificates).
-        if not margin or lipschitz is None:
+    def error_factor(self, margin, lipschitz, monotonicity=0.0):
+        r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|x^{+} - x\|`:
+        :math:`\sqrt{1 - 2\alpha m_A + \alpha^2 L^2}/(\alpha m)`
+        (:func:`~opsplit.diagnostics.fb_error_factor`, derived in
+        :mod:`opsplit.diagnostics.certificates`), with ``m = margin`` of
+        ``A + B``, ``L = lipschitz`` and :math:`m_A` = ``monotonicity`` of ``A``."""
+        from ..diagnostics.certificates import fb_error_factor
+
+        if not margin or margin <= 0 or lipschitz is None:
             return None
-        return (1.0 / self.step + lipschitz) / margin
+        return fb_error_factor(self.step, margin, lipschitz, monotonicity or 0.0)

@@ -70,13 +70,16 @@ class PeacemanRachford(SplittingMethod):
         u_new = reflect(prepared.of_A(w), w)
         return State(z=u_new, x=prepared.of_B(u_new), delta=sub(u_new, u))
 
-    def error_factor(self, margin, lipschitz):
-        from ..diagnostics.rates import pr_contraction
+    def error_factor(self, margin, lipschitz, monotonicity=0.0):
+        r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|u^{+} - u\|` for the returned
+        :math:`x^{+} = J_{\alpha B}(u^{+})`
+        (:func:`~opsplit.diagnostics.rachford_error_factor` with relaxation 2,
+        derived in :mod:`opsplit.diagnostics.certificates`)."""
+        from ..diagnostics.certificates import rachford_error_factor
 
-        if not margin or lipschitz is None:
+        if not margin or margin <= 0 or lipschitz is None:
             return None
-        c = pr_contraction(margin, lipschitz, self.step)
-        return None if c >= 1.0 else 1.0 / (1.0 - c)
+        return rachford_error_factor(self.step, margin, lipschitz, monotonicity or 0.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,15 @@ class DouglasRachford(SplittingMethod):
         u_new = axpy(1.0, delta, u)
         return State(z=u_new, x=prepared.of_B(u_new), delta=delta)
 
-    def error_factor(self, margin, lipschitz):
-        from ..diagnostics.rates import dr_contraction
+    def error_factor(self, margin, lipschitz, monotonicity=0.0):
+        r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|u^{+} - u\|` for the returned
+        :math:`x^{+} = J_{\alpha B}(u^{+})`
+        (:func:`~opsplit.diagnostics.rachford_error_factor`, derived in
+        :mod:`opsplit.diagnostics.certificates`)."""
+        from ..diagnostics.certificates import rachford_error_factor
 
-        if not margin or lipschitz is None:
+        if not margin or margin <= 0 or lipschitz is None:
             return None
-        c = dr_contraction(margin, lipschitz, self.step, self.relaxation)
-        return None if c >= 1.0 else 1.0 / (1.0 - c)
+        return rachford_error_factor(
+            self.step, margin, lipschitz, monotonicity or 0.0, self.relaxation
+        )

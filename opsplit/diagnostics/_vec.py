@@ -1,0 +1,136 @@
+"""Vector helpers for the diagnostics: random test vectors in the operator's
+library, batched inner products, and host copies of small reductions.
+
+A "vector" is an array or a tuple of arrays (block operators); a batch of
+vectors carries ``nb`` extra leading axes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from array_api_compat import device
+
+from .._backend import namespace, to_numpy
+from .._vectors import is_tuple, vmap
+
+__all__ = [
+    "like_of",
+    "random_vector",
+    "batch_dot",
+    "batch_norm",
+    "host",
+    "stack",
+    "vector_size",
+    "eps_of",
+    "take",
+    "put_rows",
+]
+
+
+def like_of(op, like):
+    """An array giving library, dtype and device for ``op``.
+
+    Uses ``like`` when given (its first block for tuples), else an array the
+    operator holds; raises ``ValueError`` naming ``like`` when neither exists.
+    """
+    if like is not None:
+        first = like[0] if is_tuple(like) else like
+        namespace(first)  # TypeError for non-arrays
+        return first
+    getter = getattr(op, "_like", None)
+    if getter is not None:
+        try:
+            return getter(None)
+        except ValueError:
+            pass
+    raise ValueError(
+        f"like is required: {type(op).__name__} holds no array that gives the "
+        "array library, dtype and device"
+    )
+
+
+def _shapes(shape):
+    """``shape`` as a tuple of block shapes, and whether it was blocked."""
+    if shape and isinstance(shape[0], tuple):
+        return tuple(shape), True
+    return (tuple(shape),), False
+
+
+def vector_size(shape) -> int:
+    blocks, _ = _shapes(shape)
+    return sum(math.prod(s) for s in blocks)
+
+
+def random_vector(shape, like, rng, batch=(), scale=1.0):
+    """Standard normal entries (times ``scale``) of trailing ``shape`` and
+    leading ``batch`` axes, in ``like``'s library, dtype and device.
+
+    ``shape`` is one trailing shape or a tuple of block shapes (then a tuple
+    of arrays is returned).
+    """
+    xp = namespace(like)
+    blocks, blocked = _shapes(shape)
+    parts = tuple(
+        xp.asarray(
+            scale * rng.standard_normal((*batch, *s)), dtype=like.dtype, device=device(like)
+        )
+        for s in blocks
+    )
+    return parts if blocked else parts[0]
+
+
+def _first(x):
+    return x[0] if is_tuple(x) else x
+
+
+def batch_dot(a, b, nb: int):
+    """⟨a, b⟩ over all but the ``nb`` leading axes (summed over blocks)."""
+    xp = namespace(_first(a))
+    parts = vmap(lambda u, v: xp.sum(u * v, axis=tuple(range(nb, u.ndim))), a, b)
+    if is_tuple(parts):
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        return total
+    return parts
+
+
+def batch_norm(a, nb: int):
+    return namespace(_first(a)).sqrt(batch_dot(a, a, nb))
+
+
+def host(x) -> np.ndarray:
+    """A float64 NumPy copy of a (small) device array: one explicit transfer."""
+    return np.asarray(to_numpy(x), dtype=np.float64)
+
+
+def stack(vectors):
+    """Stack a list of vectors along a new leading axis."""
+    if is_tuple(vectors[0]):
+        return tuple(stack([v[i] for v in vectors]) for i in range(len(vectors[0])))
+    return namespace(vectors[0]).stack(vectors)
+
+
+def take(x, index):
+    """Rows ``index`` (a host integer array) of a batch of vectors."""
+    if is_tuple(x):
+        return tuple(take(p, index) for p in x)
+    xp = namespace(x)
+    idx = xp.asarray(np.asarray(index, dtype=np.int64), device=device(x))
+    return xp.take(x, idx, axis=0)
+
+
+def put_rows(old, new, mask):
+    """Rows of ``new`` where the host boolean ``mask`` is true, else of ``old``."""
+    if is_tuple(old):
+        return tuple(put_rows(o, n, mask) for o, n in zip(old, new))
+    xp = namespace(old)
+    m = xp.asarray(np.asarray(mask, dtype=bool), device=device(old))
+    m = xp.reshape(m, (m.shape[0],) + (1,) * (old.ndim - 1))
+    return xp.where(m, new, old)
+
+
+def eps_of(like) -> float:
+    return float(namespace(like).finfo(like.dtype).eps)

@@ -1,0 +1,720 @@
+r"""Checks of the properties splitting methods rely on, for any user operator.
+
+Each check returns a :class:`~opsplit.diagnostics.CheckReport` (what was
+tested, the worst observed value, pass/fail) and raises
+:class:`~opsplit.diagnostics.CheckFailed` instead when called with
+``raise_on_fail=True``.
+
+Linear and affine operators are checked exactly (:func:`margin`,
+:func:`opnorm`): random pairs almost never expose a small negative
+eigen-direction.  Nonlinear operators are checked on pairs of points:
+sampled first, then the worst pairs are refined by a search
+(:mod:`opsplit.diagnostics._search`), and the worst value found is
+reported.  A sampled check can prove a violation, never the property.
+
+The quantities, for a pair :math:`(x, y)` and :math:`\Delta = x - y`:
+
+.. math::
+
+    \text{monotone:}\ \frac{\langle A x - A y, \Delta\rangle}{\|\Delta\|^2} \ge m, \qquad
+    \text{Lipschitz:}\ \frac{\|A x - A y\|}{\|\Delta\|} \le L, \qquad
+    \text{cocoercive:}\ \frac{\langle A x - A y, \Delta\rangle}{\|A x - A y\|^2} \ge \beta,
+
+    \theta\text{-averaged } T:\
+    \frac{\|\Delta\|^2 - \|T x - T y\|^2
+          - \tfrac{1-\theta}{\theta}\|\Delta - (T x - T y)\|^2}{\|\Delta\|^2} \ge 0 ,
+
+(firmly nonexpansive is ``θ = 1/2``, nonexpansive ``θ = 1``).
+
+References
+----------
+H. H. Bauschke and P. L. Combettes, *Convex Analysis and Monotone Operator
+Theory in Hilbert Spaces*, 2nd ed., Springer 2017, §4.1 (averaged and firmly
+nonexpansive maps), §20-23 (monotone operators and resolvents), §24.2
+(Moreau decomposition).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._vectors import is_tuple, vmap
+from ..operators._base import LinearOperator
+from ..operators.monotone import (
+    ForwardOperator,
+    LinearMonotone,
+    MonotoneOperator,
+    ResolventOperator,
+)
+from ..prox._base import ProxFunction
+from ._report import CheckReport, finish
+from ._search import PairScore, batched, search_pairs
+from ._vec import batch_dot, eps_of, host, like_of, random_vector, vector_size
+from .linear import margin, opnorm
+
+__all__ = [
+    "check_monotone",
+    "check_lipschitz",
+    "check_cocoercive",
+    "check_averaged",
+    "check_firmly_nonexpansive",
+    "check_nonexpansive",
+    "check_reflected",
+    "check_moreau",
+]
+
+_TINY = np.finfo(np.float64).tiny
+
+
+def _sub(a, b):
+    return vmap(lambda u, v: u - v, a, b)
+
+
+def _sq(a):
+    return host(batch_dot(a, a, 1))
+
+
+def _dot(a, b):
+    return host(batch_dot(a, b, 1))
+
+
+def _shape_of(x_like):
+    if x_like is None:
+        raise ValueError("x_like is required: an array shaped like one input of the operator")
+    if is_tuple(x_like):
+        return tuple(tuple(p.shape) for p in x_like)
+    like_of(None, x_like)  # TypeError for non-arrays
+    return tuple(x_like.shape)
+
+
+def _rtol(like, rtol):
+    return 10 * math.sqrt(eps_of(like)) if rtol is None else float(rtol)
+
+
+def _search_options(samples, search_steps, keep, scale, seed):
+    for name, v in (("samples", samples), ("search_steps", search_steps), ("keep", keep)):
+        least = 0 if name == "search_steps" else 1
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    return dict(samples=samples, steps=search_steps, keep=keep, scale=float(scale), seed=seed)
+
+
+def _forward_map(op, is_batched):
+    """A batched evaluation of ``op`` (ForwardOperator, LinearOperator or callable)."""
+    if isinstance(op, LinearOperator):
+        return op.matvec
+    if isinstance(op, ForwardOperator):
+        return batched(op.evaluate, is_batched)
+    if callable(op) and not isinstance(op, MonotoneOperator):
+        return batched(op, is_batched)
+    raise TypeError(
+        f"op must be a ForwardOperator, a LinearOperator or a callable, got {type(op).__name__}"
+    )
+
+
+def _map_of(T, step, is_batched):
+    """A batched map from a callable, a ResolventOperator (its resolvent) or a
+    ProxFunction (its prox)."""
+    if isinstance(T, ProxFunction):
+        return batched(lambda x: T.prox(x, step), is_batched)
+    if isinstance(T, ResolventOperator):
+        return batched(T.resolvent(step), is_batched)
+    if isinstance(T, LinearOperator):
+        return T.matvec
+    if callable(T):
+        return batched(T, is_batched)
+    raise TypeError(
+        f"T must be a callable, a ProxFunction or a ResolventOperator, got {type(T).__name__}"
+    )
+
+
+def _descent(d, dF, ratio, lip, like):
+    r"""A step of the (shifted) power iteration :math:`d \leftarrow d - \tau (J d - q d)`
+    towards the most negative direction of the Rayleigh quotient, with the
+    difference quotient standing in for the Jacobian product and
+    :math:`\tau = 1/(\ell + |q|)`."""
+    from ._search import _row_scale
+
+    tau = 1.0 / np.maximum(lip + np.abs(ratio), _TINY)
+    return vmap(
+        lambda a, b, c: a - b + c,
+        d,
+        _row_scale(dF, tau, like),
+        _row_scale(d, tau * ratio, like),
+    )
+
+
+def _sampled_report(name, quantity, outcome, required, tol, better, sampled_how):
+    worst = outcome.worst if better == "higher" else -outcome.worst
+    if better == "higher":
+        passed = worst >= required - tol
+    else:
+        passed = worst <= required + tol
+    return CheckReport(
+        name=name,
+        passed=bool(passed),
+        worst=float(worst),
+        required=float(required),
+        tolerance=float(tol),
+        quantity=quantity,
+        method=sampled_how,
+        evaluations=outcome.evaluations,
+    )
+
+
+def _how(samples, search_steps, keep):
+    return f"{samples} sampled pairs, then {search_steps} search rounds from the {keep} worst"
+
+
+# -- monotonicity ---------------------------------------------------------------------
+
+
+def check_monotone(
+    op,
+    x_like=None,
+    *,
+    strong: float = 0.0,
+    samples: int = 64,
+    search_steps: int = 40,
+    keep: int = 8,
+    scale: float = 1.0,
+    rtol: float | None = None,
+    step: float = 1.0,
+    batched: bool = True,
+    seed: int = 0,
+    raise_on_fail: bool = False,
+) -> CheckReport:
+    r"""Check that ``op`` is monotone (``strong = 0``) or ``strong``-strongly monotone.
+
+    - A :class:`~opsplit.LinearOperator`, or a
+      :class:`~opsplit.LinearMonotone` ``x ↦ Lx + c``: the exact margin
+      :math:`\lambda_{\min}(\tfrac12(L + L^{H}))` (see :func:`margin`).
+    - A :class:`~opsplit.ForwardOperator` or a callable: the smallest
+      :math:`\langle Ax - Ay, x - y\rangle / \|x - y\|^2` over sampled pairs,
+      refined by a search from the worst pairs.
+    - A :class:`~opsplit.ResolventOperator` that cannot be evaluated (e.g. a
+      subdifferential): the same ratio on points of its graph,
+      :math:`(J y,\ (y - J y)/\text{step})` with :math:`J = J_{\text{step}\,A}`.
+
+    Parameters
+    ----------
+    op : LinearOperator, MonotoneOperator or callable
+    x_like : array or tuple of arrays
+        Shaped like one input (library, dtype and device too); optional for
+        operators that hold an array.
+    strong : float
+        The required margin ``m`` (0 for plain monotonicity).
+    samples, search_steps, keep, scale, seed
+        Number of sampled pairs, of search rounds, of pairs refined; the
+        typical magnitude of the inputs; the random seed.
+    rtol : float, optional
+        Rounding allowance relative to the operator's size (default
+        ``10·sqrt(eps)``).
+    step : float
+        Resolvent step for operators checked through their resolvent.
+    batched : bool
+        Whether ``op`` accepts leading batch axes (else it is applied row by row).
+    raise_on_fail : bool
+        Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
+
+    Returns
+    -------
+    CheckReport
+        ``worst``: the smallest observed :math:`\langle Ax - Ay, x - y\rangle/\|x - y\|^2`
+        (the exact margin for linear operators).
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.diagnostics.check_monotone(ops.Dense(np.array([[1.0, 5.0], [-5.0, 0.1]]))).passed
+    True
+    >>> rep = ops.diagnostics.check_monotone(ops.Dense(np.array([[1.0, 3.0], [0.0, 1.0]])))
+    >>> rep.passed, round(rep.worst, 6)
+    (False, -0.5)
+    """
+    name = "strongly monotone" if strong > 0 else "monotone"
+    quantity = "min <Ax - Ay, x - y>/|x - y|^2"
+    linear = op.op if isinstance(op, LinearMonotone) else op
+    if isinstance(linear, LinearOperator):
+        m = margin(linear, x_like)
+        size = opnorm(linear, x_like)
+        tol = _rtol(like_of(linear, x_like), rtol) * max(float(size), _TINY) + m.error
+        report = CheckReport(
+            name=name,
+            passed=bool(m >= strong - tol),
+            worst=float(m),
+            required=float(strong),
+            tolerance=float(tol),
+            quantity=quantity,
+            method="exact margin: " + m.method,
+        )
+        return finish(report, raise_on_fail)
+
+    shape = _shape_of(x_like)
+    like = like_of(None, x_like)
+    opts = _search_options(samples, search_steps, keep, scale, seed)
+    if isinstance(op, ResolventOperator) and not isinstance(op, ForwardOperator):
+        J = _map_of(op, step, batched)
+
+        def score(X, Y):
+            JX, JY = J(X), J(Y)
+            dJ = _sub(JX, JY)
+            dA = vmap(lambda a: a / step, _sub(_sub(X, JX), _sub(Y, JY)))
+            sq = np.maximum(_sq(dJ), _TINY)
+            return PairScore(_dot(dA, dJ) / sq, np.sqrt(_sq(dA) / sq))
+
+        how = "graph points of the resolvent: " + _how(samples, search_steps, keep)
+    else:
+        F = _forward_map(op, batched)
+
+        def score(X, Y):
+            d, dF = _sub(X, Y), _sub(F(X), F(Y))
+            sq = np.maximum(_sq(d), _TINY)
+            ratio, lip = _dot(dF, d) / sq, np.sqrt(_sq(dF) / sq)
+            return PairScore(ratio, lip, _descent(d, dF, ratio, lip, like))
+
+        how = _how(samples, search_steps, keep)
+    outcome = search_pairs(score, shape, like, **opts)
+    tol = _rtol(like, rtol) * max(outcome.magnitude, _TINY)
+    report = _sampled_report(name, quantity, outcome, strong, tol, "higher", how)
+    return finish(report, raise_on_fail)
+
+
+# -- Lipschitz and cocoercivity -------------------------------------------------------
+
+
+def check_lipschitz(
+    op,
+    x_like=None,
+    lipschitz: float | None = None,
+    *,
+    samples: int = 64,
+    search_steps: int = 40,
+    keep: int = 8,
+    scale: float = 1.0,
+    rtol: float | None = None,
+    batched: bool = True,
+    seed: int = 0,
+    raise_on_fail: bool = False,
+) -> CheckReport:
+    r"""Check :math:`\|Ax - Ay\| \le L\,\|x - y\|`.
+
+    For a linear (or affine :class:`~opsplit.LinearMonotone`) operator the
+    exact norm :func:`opnorm` is compared with ``L``; otherwise the largest
+    ratio over sampled and searched pairs (a lower bound of the best
+    constant).
+
+    Parameters
+    ----------
+    op : LinearOperator, ForwardOperator or callable
+    x_like : array or tuple of arrays
+        Shaped like one input.
+    lipschitz : float, optional
+        The claimed constant; defaults to ``op.lipschitz``.
+    samples, search_steps, keep, scale, rtol, batched, seed, raise_on_fail
+        As in :func:`check_monotone`.
+
+    Returns
+    -------
+    CheckReport
+        ``worst``: the largest observed ratio (the exact norm for linear maps).
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> tanh = ops.Gradient(np.tanh, lipschitz=1.0)
+    >>> ops.diagnostics.check_lipschitz(tanh, np.zeros(3)).passed
+    True
+    >>> ops.diagnostics.check_lipschitz(tanh, np.zeros(3), lipschitz=0.5).passed
+    False
+    """
+    if lipschitz is None:
+        lipschitz = getattr(op, "lipschitz", None)
+        if lipschitz is None or callable(lipschitz):
+            raise ValueError("lipschitz is required: op declares no Lipschitz constant")
+    if not lipschitz >= 0:
+        raise ValueError(f"lipschitz must be >= 0, got {lipschitz}")
+    quantity = "max |Ax - Ay|/|x - y|"
+    linear = op.op if isinstance(op, LinearMonotone) else op
+    if isinstance(linear, LinearOperator):
+        nrm = opnorm(linear, x_like)
+        tol = _rtol(like_of(linear, x_like), rtol) * max(float(nrm), _TINY) + nrm.error
+        report = CheckReport(
+            name="Lipschitz",
+            passed=bool(nrm <= lipschitz + tol),
+            worst=float(nrm),
+            required=float(lipschitz),
+            tolerance=float(tol),
+            quantity=quantity,
+            method="exact norm: " + nrm.method,
+        )
+        return finish(report, raise_on_fail)
+    F = _forward_map(op, batched)
+
+    def score(X, Y):
+        d, dF = _sub(X, Y), _sub(F(X), F(Y))
+        ratio = np.sqrt(_sq(dF) / np.maximum(_sq(d), _TINY))
+        return PairScore(-ratio, ratio, dF)  # proposal: a power-iteration step
+
+    opts = _search_options(samples, search_steps, keep, scale, seed)
+    like = like_of(None, x_like)
+    outcome = search_pairs(score, _shape_of(x_like), like, **opts)
+    tol = _rtol(like, rtol) * max(outcome.magnitude, _TINY)
+    how = _how(samples, search_steps, keep)
+    report = _sampled_report("Lipschitz", quantity, outcome, lipschitz, tol, "lower", how)
+    return finish(report, raise_on_fail)
+
+
+def _cocoercivity_exact(L, like):
+    r"""Largest ``β`` with :math:`\tfrac12(L + L^H) - \beta L^H L \succeq 0`, by bisection
+    on ``λ_min`` of the dense pencil (small operators only)."""
+    from .._backend import namespace
+    from .linear import _upcast, dense_matrix
+
+    M = _upcast(dense_matrix(L, like))
+    xp = namespace(M)
+    S = (M + xp.matrix_transpose(M)) / 2
+    G = xp.matmul(xp.matrix_transpose(M), M)
+    scale = max(float(host(xp.max(xp.abs(S)))), float(host(xp.max(xp.abs(G)))), _TINY)
+
+    def lam(beta):
+        return float(host(xp.min(xp.linalg.eigvalsh(S - beta * G))))
+
+    slack = 1e-12 * scale * M.shape[0]
+    if lam(0.0) < -slack:
+        return -math.inf
+    lo, hi = 0.0, 1.0
+    while lam(hi) >= -slack:
+        lo, hi = hi, 2 * hi
+        if hi > 1e12:
+            return math.inf
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if lam(mid) >= -slack else (lo, mid)
+    return lo
+
+
+def check_cocoercive(
+    op,
+    x_like=None,
+    beta: float | None = None,
+    *,
+    samples: int = 64,
+    search_steps: int = 40,
+    keep: int = 8,
+    scale: float = 1.0,
+    rtol: float | None = None,
+    batched: bool = True,
+    dense_limit: int = 512,
+    seed: int = 0,
+    raise_on_fail: bool = False,
+) -> CheckReport:
+    r"""Check that ``op`` is ``β``-cocoercive: :math:`\langle Ax - Ay, x - y\rangle
+    \ge \beta\,\|Ax - Ay\|^2`.
+
+    Forward–backward converges for steps below ``2β`` with a cocoercive
+    forward operator.  A small linear operator is checked exactly (bisection
+    on :math:`\lambda_{\min}(\tfrac12(L + L^H) - \beta L^H L)`), everything
+    else on sampled and searched pairs.
+
+    Parameters
+    ----------
+    op : LinearOperator, ForwardOperator or callable
+    x_like : array
+        Shaped like one input.
+    beta : float, optional
+        The claimed constant; defaults to ``op.cocoercivity``.
+    dense_limit : int
+        Linear operators with at most this many unknowns are checked exactly.
+    samples, search_steps, keep, scale, rtol, batched, seed, raise_on_fail
+        As in :func:`check_monotone`.
+
+    Returns
+    -------
+    CheckReport
+        ``worst``: the smallest observed :math:`\langle \Delta A, \Delta x\rangle/\|\Delta A\|^2`.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> grad = ops.Gradient(lambda x: 2.0 * x, lipschitz=2.0)     # 1/2-cocoercive
+    >>> ops.diagnostics.check_cocoercive(grad, np.zeros(4)).passed
+    True
+    >>> ops.diagnostics.check_cocoercive(grad, np.zeros(4), beta=1.0).passed
+    False
+    """
+    if beta is None:
+        beta = getattr(op, "cocoercivity", None)
+        if beta is None:
+            raise ValueError("beta is required: op declares no cocoercivity constant")
+    quantity = "min <Ax - Ay, x - y>/|Ax - Ay|^2"
+    linear = op.op if isinstance(op, LinearMonotone) else op
+    if (
+        isinstance(linear, LinearOperator)
+        and not isinstance(linear.in_shape[0], tuple)
+        and vector_size(linear.in_shape) <= dense_limit
+    ):
+        ref = like_of(linear, x_like)
+        value = _cocoercivity_exact(linear, ref)
+        tol = _rtol(ref, rtol) * max(abs(value) if math.isfinite(value) else 1.0, 1.0)
+        report = CheckReport(
+            name="cocoercive",
+            passed=bool(value >= beta - tol),
+            worst=float(value),
+            required=float(beta),
+            tolerance=float(tol),
+            quantity=quantity,
+            method="exact: bisection on the dense pencil",
+        )
+        return finish(report, raise_on_fail)
+    F = _forward_map(op, batched)
+
+    def score(X, Y):
+        d, dF = _sub(X, Y), _sub(F(X), F(Y))
+        sqF = _sq(dF)
+        ratio = np.where(sqF > _TINY, _dot(dF, d) / np.maximum(sqF, _TINY), np.inf)
+        return PairScore(ratio, np.sqrt(_sq(d) / np.maximum(sqF, _TINY)), dF)
+
+    opts = _search_options(samples, search_steps, keep, scale, seed)
+    like = like_of(None, x_like)
+    outcome = search_pairs(score, _shape_of(x_like), like, **opts)
+    finite = outcome.magnitude if math.isfinite(outcome.magnitude) else 1.0
+    tol = _rtol(like, rtol) * max(min(finite, abs(beta) + 1.0), _TINY)
+    how = _how(samples, search_steps, keep)
+    report = _sampled_report("cocoercive", quantity, outcome, beta, tol, "higher", how)
+    return finish(report, raise_on_fail)
+
+
+# -- averaged maps, resolvents and proxes ---------------------------------------------
+
+
+def check_averaged(
+    T,
+    x_like,
+    theta: float = 0.5,
+    *,
+    step: float = 1.0,
+    samples: int = 64,
+    search_steps: int = 40,
+    keep: int = 8,
+    scale: float = 1.0,
+    rtol: float | None = None,
+    batched: bool = True,
+    seed: int = 0,
+    raise_on_fail: bool = False,
+    name: str | None = None,
+) -> CheckReport:
+    r"""Check that the map ``T`` is ``θ``-averaged.
+
+    ``T`` is ``θ``-averaged (:math:`0 < \theta \le 1`) when
+    :math:`T = (1 - \theta) I + \theta N` with ``N`` nonexpansive, equivalently
+
+    .. math::
+
+        \|T x - T y\|^2 \le \|x - y\|^2
+          - \frac{1 - \theta}{\theta}\,\|(I - T)x - (I - T)y\|^2 .
+
+    ``θ = 1/2``: firmly nonexpansive (every resolvent and prox);
+    ``θ = 1``: nonexpansive (every reflected resolvent).  The reported
+    quantity is the slack of this inequality divided by
+    :math:`\|x - y\|^2`, minimized over sampled and searched pairs.
+
+    Parameters
+    ----------
+    T : callable, ProxFunction or ResolventOperator
+        The map; for a ProxFunction its ``prox(·, step)``, for a
+        ResolventOperator its ``resolvent(step)``.
+    x_like : array or tuple of arrays
+        Shaped like one input.
+    theta : float
+        The averagedness constant in ``(0, 1]``.
+    step : float
+        Step of the prox or resolvent.
+    samples, search_steps, keep, scale, rtol, batched, seed, raise_on_fail
+        As in :func:`check_monotone`.
+    name : str, optional
+        Name used in the report.
+
+    Returns
+    -------
+    CheckReport
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.diagnostics.check_averaged(ops.prox.L1(0.3), np.zeros(5), 0.5).passed
+    True
+    >>> ops.diagnostics.check_averaged(lambda x: 1.1 * x, np.zeros(5), 1.0).passed
+    False
+    """
+    if not 0 < theta <= 1:
+        raise ValueError(f"theta must be in (0, 1], got {theta}")
+    F = _map_of(T, step, batched)
+    k = (1.0 - theta) / theta
+
+    def score(X, Y):
+        d, dT = _sub(X, Y), _sub(F(X), F(Y))
+        sq = np.maximum(_sq(d), _TINY)
+        slack = sq - _sq(dT) - k * _sq(_sub(d, dT))
+        return PairScore(slack / sq, np.ones_like(sq))
+
+    opts = _search_options(samples, search_steps, keep, scale, seed)
+    like = like_of(None, x_like)
+    outcome = search_pairs(score, _shape_of(x_like), like, **opts)
+    tol = _rtol(like, rtol)
+    label = name or f"{theta:g}-averaged"
+    quantity = "min slack of the averagedness inequality / |x - y|^2"
+    how = _how(samples, search_steps, keep)
+    report = _sampled_report(label, quantity, outcome, 0.0, tol, "higher", how)
+    return finish(report, raise_on_fail)
+
+
+def check_firmly_nonexpansive(T, x_like, **options) -> CheckReport:
+    r"""Check :math:`\|Tx - Ty\|^2 \le \langle Tx - Ty, x - y\rangle` — what every
+    resolvent :math:`J_{\alpha A}` of a monotone ``A`` and every prox satisfies.
+
+    Same as :func:`check_averaged` with ``θ = 1/2``; ``options`` are passed on.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.diagnostics.check_firmly_nonexpansive(ops.prox.NonNegative(), np.zeros(4)).passed
+    True
+    >>> ops.diagnostics.check_firmly_nonexpansive(lambda x: 2.0 * x, np.zeros(4)).passed
+    False
+    """
+    options.setdefault("name", "firmly nonexpansive")
+    return check_averaged(T, x_like, 0.5, **options)
+
+
+def check_nonexpansive(T, x_like, **options) -> CheckReport:
+    r"""Check :math:`\|Tx - Ty\| \le \|x - y\|` (:func:`check_averaged` with ``θ = 1``)."""
+    options.setdefault("name", "nonexpansive")
+    return check_averaged(T, x_like, 1.0, **options)
+
+
+def reflection(J):
+    """The reflected map ``2J - I`` of a map ``J`` (arrays or tuples)."""
+    return lambda x: vmap(lambda j, v: 2.0 * j - v, J(x), x)
+
+
+def check_reflected(
+    J, x_like, *, step: float = 1.0, factor: float = 1.0, batched: bool = True, **options
+):
+    r"""Check that the reflected resolvent :math:`R = 2J - I` is ``factor``-Lipschitz.
+
+    With ``factor = 1`` (default) this is the nonexpansiveness of
+    :math:`R_{\alpha A}` for any monotone ``A`` — the property that makes
+    Peaceman–Rachford's :math:`R_{\alpha A} R_{\alpha B}` nonexpansive and
+    Douglas–Rachford's :math:`\tfrac12(I + R_{\alpha A} R_{\alpha B})` firmly
+    nonexpansive.  With ``A`` ``m``-strongly monotone and ``L``-Lipschitz,
+    pass ``factor=pr_contraction(m, L, step)``: the reflection is then a
+    contraction.
+
+    Parameters
+    ----------
+    J : callable, ProxFunction or ResolventOperator
+        The resolvent (or the operator or function whose resolvent/prox it is).
+    x_like : array
+    step : float
+        The resolvent step ``α``.
+    factor : float
+        The claimed Lipschitz constant of ``2J - I``.
+    **options
+        Passed to :func:`check_lipschitz`.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> from opsplit.diagnostics import check_reflected, pr_contraction
+    >>> A = ops.LinearMonotone(ops.Dense(np.array([[2.0, 1.0], [-1.0, 2.0]])))
+    >>> c = pr_contraction(2.0, np.sqrt(5.0), 0.5)
+    >>> check_reflected(A, np.zeros(2), step=0.5, factor=c).passed
+    True
+    >>> check_reflected(A, np.zeros(2), step=0.5, factor=0.2).passed   # true factor 0.2425
+    False
+    """
+    R = reflection(_map_of(J, step, batched))
+    report = check_lipschitz(R, x_like, factor, **options)
+    return CheckReport(**{**report.__dict__, "name": "reflected resolvent Lipschitz"})
+
+
+def check_moreau(
+    f,
+    x_like,
+    *,
+    step: float = 1.0,
+    conjugate=None,
+    samples: int = 16,
+    scale: float = 1.0,
+    rtol: float | None = None,
+    seed: int = 0,
+    raise_on_fail: bool = False,
+) -> CheckReport:
+    r"""Check the Moreau identity of a prox and its conjugate's prox:
+
+    .. math::
+
+        x = \operatorname{prox}_{\gamma f}(x)
+            + \gamma\, \operatorname{prox}_{f^*/\gamma}(x / \gamma),
+        \qquad \gamma = \text{step}.
+
+    Parameters
+    ----------
+    f : ProxFunction
+    x_like : array
+        Shaped like one input.
+    step : float
+        ``γ``.
+    conjugate : ProxFunction, optional
+        An independent implementation of :math:`f^*` (for example
+        ``LInfBall(λ)`` for ``L1(λ)``); defaults to ``f.conjugate()``.
+    samples, scale, rtol, seed, raise_on_fail
+        Number of random points, their magnitude, the tolerance on the
+        relative mismatch (default ``1000·eps``), the seed, and whether to
+        raise on failure.
+
+    Returns
+    -------
+    CheckReport
+        ``worst``: the largest :math:`\|x - p - \gamma q\| / \max(\|x\|, 1)`.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> from opsplit.prox.functions import L1, LInfBall
+    >>> ops.diagnostics.check_moreau(L1(0.5), np.zeros(4), conjugate=LInfBall(0.5)).passed
+    True
+    >>> ops.diagnostics.check_moreau(L1(0.5), np.zeros(4), conjugate=LInfBall(0.4)).passed
+    False
+    """
+    if not isinstance(f, ProxFunction):
+        raise TypeError(f"f must be a ProxFunction, got {type(f).__name__}")
+    g = f.conjugate() if conjugate is None else conjugate
+    if not isinstance(g, ProxFunction):
+        raise TypeError(f"conjugate must be a ProxFunction, got {type(g).__name__}")
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    like = like_of(None, x_like)
+    rng = np.random.default_rng(seed)
+    X = random_vector(_shape_of(x_like), like, rng, batch=(samples,), scale=scale)
+    p = f.prox(X, step)
+    q = g.prox(vmap(lambda a: a / step, X), 1.0 / step)
+    r = vmap(lambda a, b, c: a - b - step * c, X, p, q)
+    worst = float(np.max(np.sqrt(_sq(r)) / np.maximum(np.sqrt(_sq(X)), 1.0)))
+    tol = 1000 * eps_of(like) if rtol is None else float(rtol)
+    report = CheckReport(
+        name="Moreau identity",
+        passed=bool(worst <= tol),
+        worst=worst,
+        required=0.0,
+        tolerance=tol,
+        quantity="max |x - prox_{gf}(x) - g prox_{f*/g}(x/g)| / max(|x|, 1)",
+        method=f"{samples} random points",
+        evaluations=samples,
+    )
+    return finish(report, raise_on_fail)

@@ -1,0 +1,522 @@
+r"""Activation functions as proximal operators.
+
+A monotone activation ``σ`` with slope in ``[0, 1]`` is the step-1 proximal
+operator of a convex function ``f`` (Winston & Kolter, 2020, Table 1;
+Combettes & Pesquet, 2020):
+
+.. math::
+
+    \sigma = \operatorname{prox}_f, \qquad f'(p) = \sigma^{-1}(p) - p ,
+
+and ``f`` is convex because :math:`(\sigma^{-1})'(p) = 1/\sigma'(u) \ge 1`.
+Each class below is that ``f`` as a :class:`~opsplit.prox.ProxFunction`, so
+``prox(v, step)`` is :math:`\operatorname{prox}_{\text{step}\,f}(v)` for any
+``step > 0`` (the monDEQ forward–backward and Peaceman–Rachford iterations
+need ``step != 1``), plus what a backward pass needs:
+
+- ``activate(v)`` — the activation ``σ(v) = prox(v, 1.0)``;
+- ``derivative(v)`` — ``σ'(v)`` at the pre-activation ``v``;
+- ``prox_derivative(v, step)`` — :math:`d\,\operatorname{prox}_{\text{step} f}(v)/dv`,
+  by implicit differentiation of ``p + step·f'(p) = v``:
+  :math:`1 / (1 + \text{step}\,f''(p))`;
+- ``value(x)`` — ``f(x)`` summed over entries, ``+inf`` outside the domain.
+
+For ``tanh``, ``sigmoid`` and ``softplus`` the prox has no closed form; it
+is a scalar root find, done entrywise on the array backend (see
+:class:`SmoothActivation`).
+
+References
+----------
+E. Winston and J. Z. Kolter, "Monotone operator equilibrium networks",
+NeurIPS 2020. P. L. Combettes and J.-C. Pesquet, "Deep neural network
+structures solving variational inequalities", Set-Valued Var. Anal., 2020.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+from .._backend import check_floating, namespace
+from ._base import ProxFunction, check_scalar, check_step, restrict
+from .functions import Box, NonNegative
+
+__all__ = [
+    "Activation",
+    "SmoothActivation",
+    "ReLU",
+    "LeakyReLU",
+    "HardTanh",
+    "Tanh",
+    "Sigmoid",
+    "Softplus",
+    "get_activation",
+]
+
+
+def _indicator_float(mask, like):
+    """A boolean mask as 0/1 in ``like``'s dtype."""
+    return namespace(like).astype(mask, like.dtype)
+
+
+class Activation(ProxFunction):
+    """An activation ``σ = prox_f`` of a separable convex ``f``.
+
+    Subclasses implement :meth:`value`, :meth:`prox` and
+    :meth:`prox_derivative`; ``activate`` and ``derivative`` are their
+    ``step = 1`` cases.
+    """
+
+    separable = True
+    name = ""
+
+    def activate(self, v):
+        """The activation ``σ(v)``, i.e. ``prox(v, 1.0)``."""
+        return self.prox(v, 1.0)
+
+    def derivative(self, v):
+        """``σ'(v)`` entrywise at the pre-activation ``v`` (same shape and dtype)."""
+        return self.prox_derivative(v, 1.0)
+
+    @abstractmethod
+    def prox_derivative(self, v, step: float = 1.0):
+        """``d prox_{step f}(v) / dv`` entrywise (same shape and dtype as ``v``)."""
+
+    def prox_and_derivative(self, v, step: float = 1.0):
+        """``(prox(v, step), prox_derivative(v, step))``, sharing work where possible."""
+        return self.prox(v, step), self.prox_derivative(v, step)
+
+
+class ReLU(Activation, NonNegative):
+    """ReLU: ``f`` is the indicator of ``x ≥ 0``, so ``prox_{αf} = max(·, 0)`` for all ``α``.
+
+    ``derivative`` is 1 for ``v > 0`` and 0 otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = ReLU()
+    >>> r.activate(np.array([-1.0, 2.0])), r.derivative(np.array([-1.0, 2.0]))
+    (array([0., 2.]), array([0., 1.]))
+    """
+
+    name = "relu"
+
+    def prox_derivative(self, v, step=1.0):
+        check_step(step)
+        return _indicator_float(v > 0, v)
+
+
+class HardTanh(Activation, Box):
+    """Hard tanh (clipping to ``[low, high]``): ``f`` is the indicator of the box.
+
+    ``derivative`` is 1 strictly inside the box and 0 outside.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> HardTanh().activate(np.array([-3.0, 0.5, 2.0]))
+    array([-1. ,  0.5,  1. ])
+    """
+
+    name = "hardtanh"
+
+    def __init__(self, low=-1.0, high=1.0):
+        super().__init__(low, high)
+
+    def prox_derivative(self, v, step=1.0):
+        check_step(step)
+        return _indicator_float((v > self.low) & (v < self.high), v)
+
+
+class LeakyReLU(Activation):
+    r"""Leaky ReLU ``σ(v) = v`` for ``v ≥ 0`` and ``slope·v`` otherwise.
+
+    .. math::
+
+        f(p) = \frac{1}{2}\Bigl(\frac{1}{\text{slope}} - 1\Bigr)\min(p, 0)^2, \qquad
+        \operatorname{prox}_{\alpha f}(v) =
+        \begin{cases} v & v \ge 0 \\ v / (1 + \alpha(1/\text{slope} - 1)) & v < 0 \end{cases}
+
+    Parameters
+    ----------
+    slope : float in (0, 1]
+        Slope on the negative side (``1`` gives the identity, ``f = 0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> LeakyReLU(0.5).activate(np.array([-2.0, 3.0]))
+    array([-1.,  3.])
+    """
+
+    smooth = True
+    name = "leaky_relu"
+
+    def __init__(self, slope=0.01):
+        self.slope = check_scalar(slope, "slope", minimum=0.0, strict=True)
+        if self.slope > 1.0:
+            raise ValueError(f"slope must be in (0, 1], got {self.slope}")
+
+    def _negative_factor(self, step):
+        return 1.0 / (1.0 + step * (1.0 / self.slope - 1.0))
+
+    def value(self, x):
+        xp = namespace(x)
+        neg = xp.minimum(x, 0.0)
+        return 0.5 * (1.0 / self.slope - 1.0) * xp.sum(neg * neg)
+
+    def prox(self, x, step=1.0):
+        check_step(step)
+        xp = namespace(x)
+        return xp.where(x >= 0, x, self._negative_factor(step) * x)
+
+    def prox_derivative(self, v, step=1.0):
+        check_step(step)
+        c = self._negative_factor(step)
+        return c + (1.0 - c) * _indicator_float(v > 0, v)
+
+
+def _logistic(u):
+    """Overflow-free logistic function ``1 / (1 + exp(-u))``."""
+    xp = namespace(u)
+    e = xp.exp(-xp.abs(u))
+    return xp.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _xlogx(t):
+    """``t·log t`` with ``0·log 0 = 0`` (``t ≥ 0``)."""
+    xp = namespace(t)
+    return t * xp.log(xp.where(t > 0, t, 1.0))
+
+
+def _xlog1px(p):
+    """``(1 + p)·log(1 + p)`` with the value 0 at ``p = -1`` (``p ≥ -1``)."""
+    xp = namespace(p)
+    return (1.0 + p) * xp.log1p(xp.where(p > -1.0, p, 0.0))
+
+
+def _root_interval(v, step, smin, smax):
+    """Where ``u = (v - (1 - step)·s) / step`` lies for ``s`` in ``[smin, smax]``."""
+    xp = namespace(v)
+    a = (v - (1.0 - step) * smin) / step
+    b = (v - (1.0 - step) * smax) / step
+    return xp.minimum(a, b), xp.maximum(a, b)
+
+
+def _newton_iterations(step: float) -> int:
+    """Fixed Newton budget for a given step (a Python float, not array data).
+
+    Over ``|v| ≤ 1e6`` the measured worst case to reach 1e-13 relative
+    accuracy is 5 iterations at ``step ≈ 1`` and grows by about 2 per decade
+    of ``step`` away from 1 (9 at ``step = 1e-3``, 7 at ``step = 10``); the
+    budget keeps a margin of at least 5 over that.
+    """
+    return 8 + 2 * math.ceil(abs(math.log10(step)))
+
+
+class SmoothActivation(Activation):
+    r"""An activation ``σ`` smooth and strictly increasing with ``0 < σ' ≤ 1``.
+
+    The prox solves ``p + step·(σ^{-1}(p) - p) = v``. Writing ``p = σ(u)``
+    turns it into an equation for the pre-activation ``u``,
+
+    .. math::
+
+        h(u) = \text{step}\cdot u + (1 - \text{step})\,\sigma(u) - v = 0, \qquad
+        h'(u) = \text{step} + (1 - \text{step})\,\sigma'(u) \ge \min(1, \text{step}),
+
+    so ``p = σ(u)`` can never leave the domain of ``f``. ``h`` is increasing
+    and changes convexity only where ``σ`` does, so Newton's method started on
+    the side of the root where it converges monotonically (``v`` itself, the
+    ``step = 1`` answer, for tanh and softplus; the inflection point or a
+    bound for the sigmoid) needs few iterations. Every iteration also
+    shrinks a bracket ``[lo, hi]`` around the root (from the range of ``σ``)
+    and falls back to bisection when a Newton step leaves it. The number of
+    iterations is fixed by ``step`` (:func:`_newton_iterations`): no
+    data-dependent branch or host transfer, so it runs unchanged on a GPU.
+    The result is accurate to a few units of roundoff for ``step`` in
+    ``[1e-3, 10]`` (tested against :func:`scipy.optimize.brentq`).
+
+    The prox derivative follows from ``σ'(u)``:
+
+    .. math::
+
+        \frac{dp}{dv} = \frac{1}{1 + \text{step}\,(1/\sigma'(u) - 1)}
+        = \frac{\sigma'(u)}{\sigma'(u) + \text{step}\,(1 - \sigma'(u))} .
+
+    Subclasses give ``σ`` (``_sigma``), ``σ'`` (``_slope``), the bracket, the
+    starting point, ``f`` on its domain (``_f``) and the domain ``[lower, upper]``.
+    """
+
+    lower = -math.inf
+    upper = math.inf
+
+    @abstractmethod
+    def _sigma(self, u):
+        """``σ(u)``."""
+
+    @abstractmethod
+    def _slope(self, u):
+        """``σ'(u)``, computed without overflow."""
+
+    @abstractmethod
+    def _bracket(self, v, step):
+        """Arrays ``lo ≤ u* ≤ hi`` around the root of ``h``."""
+
+    @abstractmethod
+    def _f(self, p):
+        """``f(p)`` entrywise for ``p`` in the closed domain."""
+
+    def _start(self, v, step, lo, hi):
+        """A starting point on the monotone-convergence side of the root."""
+        xp = namespace(v)
+        return xp.minimum(xp.maximum(v, lo), hi)
+
+    def _residual(self, u, v, step):
+        """``h(u)`` and ``h'(u)``."""
+        return (
+            step * u + (1.0 - step) * self._sigma(u) - v,
+            step + (1.0 - step) * self._slope(u),
+        )
+
+    def _solve(self, v, step):
+        """The pre-activation ``u`` with ``σ(u) = prox_{step f}(v)``."""
+        if step == 1.0:
+            return v
+        xp = namespace(v)
+        lo, hi = self._bracket(v, step)
+        u = self._start(v, step, lo, hi)
+        for _ in range(_newton_iterations(step)):
+            g, dg = self._residual(u, v, step)
+            lo = xp.where(g < 0, u, lo)
+            hi = xp.where(g > 0, u, hi)
+            newton = u - g / dg
+            inside = (newton >= lo) & (newton <= hi)
+            u = xp.where(inside, newton, lo + 0.5 * (hi - lo))
+        return u
+
+    def value(self, x):
+        xp = namespace(x)
+        inside = (x >= self.lower) & (x <= self.upper)
+        clipped = xp.minimum(xp.maximum(x, self.lower), self.upper)
+        return restrict(xp.sum(self._f(clipped)), inside)
+
+    def prox(self, x, step=1.0):
+        check_step(step)
+        check_floating(x, "x")
+        return self._sigma(self._solve(x, step))
+
+    def prox_and_derivative(self, v, step=1.0):
+        check_step(step)
+        check_floating(v, "v")
+        u = self._solve(v, step)
+        s = self._slope(u)
+        return self._sigma(u), s / (s + step * (1.0 - s))
+
+    def prox_derivative(self, v, step=1.0):
+        return self.prox_and_derivative(v, step)[1]
+
+    def derivative(self, v):
+        check_floating(v, "v")
+        return self._slope(v)
+
+
+class Tanh(SmoothActivation):
+    r"""``σ = tanh``: ``f'(p) = atanh(p) - p`` on ``(-1, 1)``,
+
+    .. math::
+
+        f(p) = \tfrac12\bigl[(1+p)\log(1+p) + (1-p)\log(1-p)\bigr] - \tfrac12 p^2
+        \quad\text{on } [-1, 1],
+
+    finite at ``±1`` (``f`` is closed), ``+inf`` outside;
+    :math:`(\operatorname{atanh})'(p) = 1/(1-p^2) \ge 1`, so ``f`` is convex.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = Tanh()
+    >>> v = np.array([-2.0, 0.3, 1.5])
+    >>> bool(np.allclose(t.activate(v), np.tanh(v)))
+    True
+    >>> p = t.prox(v, 0.1)
+    >>> bool(np.allclose(p + 0.1 * (np.arctanh(p) - p), v))
+    True
+    """
+
+    name = "tanh"
+    lower = -1.0
+    upper = 1.0
+
+    def _sigma(self, u):
+        return namespace(u).tanh(u)
+
+    def _slope(self, u):
+        xp = namespace(u)
+        e = xp.exp(-2.0 * xp.abs(u))
+        return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+    def _bracket(self, v, step):
+        # sign(u*) = sign(v), so tanh(u*) lies in [0, 1] or [-1, 0]
+        xp = namespace(v)
+        pos = v >= 0
+        posf = _indicator_float(pos, v)
+        lo, hi = _root_interval(v, step, posf - 1.0, posf)
+        return xp.where(pos, xp.maximum(lo, 0.0), lo), xp.where(pos, hi, xp.minimum(hi, 0.0))
+
+    def _f(self, p):
+        return 0.5 * (_xlog1px(p) + _xlog1px(-p)) - 0.5 * p * p
+
+
+class Sigmoid(SmoothActivation):
+    r"""The logistic sigmoid: ``f'(p) = logit(p) - p`` on ``(0, 1)``,
+
+    .. math::
+
+        f(p) = p\log p + (1-p)\log(1-p) - \tfrac12 p^2 \quad\text{on } [0, 1],
+
+    ``+inf`` outside; :math:`\operatorname{logit}'(p) = 1/(p(1-p)) \ge 4`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Sigmoid()
+    >>> v = np.array([-3.0, 0.0, 4.0])
+    >>> bool(np.allclose(s.activate(v), 1 / (1 + np.exp(-v))))
+    True
+    """
+
+    name = "sigmoid"
+    lower = 0.0
+    upper = 1.0
+
+    def _sigma(self, u):
+        return _logistic(u)
+
+    def _slope(self, u):
+        xp = namespace(u)
+        e = xp.exp(-xp.abs(u))
+        return e / ((1.0 + e) * (1.0 + e))
+
+    def _bracket(self, v, step):
+        # h(0) = (1 - step)/2 - v decides the side: σ(u*) in [1/2, 1] or [0, 1/2]
+        xp = namespace(v)
+        pos = v >= 0.5 * (1.0 - step)
+        posf = _indicator_float(pos, v)
+        lo, hi = _root_interval(v, step, 0.5 * posf, 0.5 + 0.5 * posf)
+        return xp.where(pos, xp.maximum(lo, 0.0), lo), xp.where(pos, hi, xp.minimum(hi, 0.0))
+
+    def _start(self, v, step, lo, hi):
+        xp = namespace(v)
+        if step <= 1.0:
+            # h is concave right of the inflection point 0 and convex left of it
+            return xp.maximum(lo, xp.minimum(hi, 0.0))
+        # h is convex for u > 0 (start above the root), concave for u < 0
+        return xp.where(v >= 0.5 * (1.0 - step), hi, lo)
+
+    def _f(self, p):
+        return _xlogx(p) + _xlog1px(-p) - 0.5 * p * p
+
+
+def _dilog_exp_neg(p, terms: int = 40):
+    r"""The dilogarithm :math:`\operatorname{Li}_2(e^{-p})` for ``p ≥ 0``.
+
+    Power series :math:`\sum_k z^k/k^2` for ``z = e^{-p} ≤ 1/2`` and the
+    reflection :math:`\operatorname{Li}_2(z) = \pi^2/6 - \log z \log(1-z) -
+    \operatorname{Li}_2(1-z)` otherwise, so the series argument never exceeds
+    1/2 and 40 terms reach double precision.
+    """
+    xp = namespace(p)
+    z = xp.exp(-p)
+    w = -xp.expm1(-p)  # 1 - z, accurate for small p
+    far = p >= math.log(2.0)
+    t = xp.where(far, z, w)
+    series = xp.zeros_like(p)
+    for k in range(terms, 0, -1):
+        series = t * (1.0 / (k * k) + series)
+    near = math.pi**2 / 6 + p * xp.log(xp.where(p > 0, w, 1.0)) - series
+    return xp.where(far, series, near)
+
+
+class Softplus(SmoothActivation):
+    r"""``σ(u) = log(1 + e^u)``: ``f'(p) = log(expm1(p)) - p`` on ``(0, ∞)``,
+
+    .. math::
+
+        f(p) = \operatorname{Li}_2(e^{-p}) \quad\text{on } [0, \infty),
+
+    (``f(0) = π²/6``, ``f → 0`` as ``p → ∞``), ``+inf`` for ``p < 0``;
+    :math:`(\sigma^{-1})'(p) = 1/(1 - e^{-p}) \ge 1`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Softplus()
+    >>> v = np.array([-3.0, 0.0, 4.0])
+    >>> bool(np.allclose(s.activate(v), np.log1p(np.exp(v))))
+    True
+    """
+
+    name = "softplus"
+    lower = 0.0
+
+    def _sigma(self, u):
+        xp = namespace(u)
+        return xp.maximum(u, 0.0) + xp.log1p(xp.exp(-xp.abs(u)))
+
+    def _slope(self, u):
+        return _logistic(u)
+
+    def _residual(self, u, v, step):
+        # σ(u) = max(u, 0) + log1p(e^{-|u|}); folding the linear part in
+        # avoids the cancellation of step·u against (1 - step)·u for large step
+        xp = namespace(u)
+        linear = xp.where(u > 0, u, step * u)
+        g = linear + (1.0 - step) * xp.log1p(xp.exp(-xp.abs(u))) - v
+        return g, step + (1.0 - step) * _logistic(u)
+
+    def _bracket(self, v, step):
+        # σ(u) - max(u, 0) lies in [0, log 2]; invert q(u) = step·u + (1 - step)·max(u, 0)
+        xp = namespace(v)
+        c = (1.0 - step) * math.log(2.0)
+
+        def q_inverse(y):
+            return xp.where(y >= 0, y, y / step)
+
+        return q_inverse(v - max(c, 0.0)), q_inverse(v - min(c, 0.0))
+
+    def _f(self, p):
+        return _dilog_exp_neg(p)
+
+
+_ACTIVATIONS = {cls.name: cls for cls in (ReLU, LeakyReLU, HardTanh, Tanh, Sigmoid, Softplus)}
+
+
+def get_activation(name, **params) -> Activation:
+    """The activation called ``name`` (an :class:`Activation` is returned as is).
+
+    Parameters
+    ----------
+    name : str or Activation
+        One of ``"relu"``, ``"leaky_relu"``, ``"hardtanh"``, ``"tanh"``,
+        ``"sigmoid"``, ``"softplus"``.
+    **params
+        Passed to the class (e.g. ``slope`` for ``"leaky_relu"``).
+
+    Examples
+    --------
+    >>> get_activation("leaky_relu", slope=0.1)
+    LeakyReLU(slope=0.1)
+    """
+    if isinstance(name, Activation):
+        if params:
+            raise TypeError("params can only be given together with an activation name")
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string or an Activation, got {type(name).__name__}")
+    key = name.lower()
+    if key not in _ACTIVATIONS:
+        valid = ", ".join(repr(k) for k in _ACTIVATIONS)
+        raise ValueError(f"unknown activation {name!r}; valid names are {valid}")
+    return _ACTIVATIONS[key](**params)

@@ -1,0 +1,533 @@
+"""Every proximable function, one registry: optimality, Moreau identity, firm
+nonexpansiveness, agreement with a slow SciPy reference, dtypes, parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from array_api_compat import device
+from conftest import make_backend
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.optimize import minimize, minimize_scalar
+
+from opsplit.prox._base import ProxFunction
+from opsplit.prox.activations import HardTanh, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from opsplit.prox.calculus import (
+    Conjugate,
+    Scaled,
+    SeparableSum,
+    Translated,
+    closed_form_conjugate,
+)
+from opsplit.prox.functions import (
+    L1,
+    L2,
+    Box,
+    ElasticNet,
+    Huber,
+    L2Ball,
+    LInfBall,
+    NonNegative,
+    Simplex,
+    SquaredL2,
+    Zero,
+    ZeroOnMask,
+)
+
+INF = float("inf")
+SHAPE = (3, 4)
+MASK = np.array([True, False, False, True])
+SHIFT = np.array([0.5, -1.0, 0.0, 2.0])
+
+
+def _mask(backend, dtype):
+    return backend.xp.asarray(MASK, device=backend.device)
+
+
+def _shift(backend, dtype):
+    return backend.asarray(SHIFT, dtype)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A registry entry: ``make(backend, dtype)`` builds the function.
+
+    ``domain``: interval of a separable function's entries, for the per-entry
+    SciPy reference (``None``: no per-entry reference). ``has_value``: False
+    when ``value`` is not available (a conjugate without a closed form).
+    """
+
+    name: str
+    make: object
+    domain: tuple | None = (-INF, INF)
+    has_value: bool = True
+    traits: dict = field(default_factory=dict)
+
+
+def simple(name, f, domain=(-INF, INF), **kw):
+    return Case(name, lambda backend, dtype: f, domain, **kw)
+
+
+CASES = [
+    simple("zero", Zero()),
+    simple("nonnegative", NonNegative(), (0.0, INF)),
+    simple("box", Box(-0.5, 1.0), (-0.5, 1.0)),
+    simple("box_halfline", Box(-INF, 0.3), (-INF, 0.3)),
+    Case("zero_on_mask", lambda b, d: ZeroOnMask(_mask(b, d)), None),
+    simple("l1", L1(0.7)),
+    simple("l2", L2(0.9), None),
+    simple("squared_l2", SquaredL2(1.3)),
+    simple("elastic_net", ElasticNet(0.5, 0.8)),
+    simple("huber", Huber(0.6)),
+    simple("l2_ball", L2Ball(1.2), None),
+    simple("linf_ball", LInfBall(0.4), (-0.4, 0.4)),
+    simple("simplex", Simplex(2.0), None),
+    simple("relu", ReLU(), (0.0, INF)),
+    simple("leaky_relu", LeakyReLU(0.2)),
+    simple("hardtanh", HardTanh(-0.5, 2.0), (-0.5, 2.0)),
+    simple("tanh", Tanh(), (-1.0, 1.0)),
+    simple("sigmoid", Sigmoid(), (0.0, 1.0)),
+    simple("softplus", Softplus(), (0.0, INF)),
+    simple("scaled", Scaled(ElasticNet(0.3, 0.5), 2.0)),
+    Case("translated", lambda b, d: Translated(L2Ball(1.0), _shift(b, d)), None),
+    simple("conjugate_l1", Conjugate(L1(0.7)), (-0.7, 0.7)),
+    simple("conjugate_l2", Conjugate(L2(0.9)), None),
+    simple("conjugate_huber", Conjugate(Huber(0.6)), None, has_value=False),
+    simple("conjugate_tanh", Conjugate(Tanh()), None, has_value=False),
+]
+IDS = [c.name for c in CASES]
+WITH_VALUE = [c for c in CASES if c.has_value]
+STEPS = (0.3, 1.0, 2.5)
+
+
+def tolerance(dtype):
+    return 1e-4 if dtype == "float32" else 1e-9
+
+
+def as64(backend, a):
+    return np.asarray(backend.to_numpy(a), dtype=np.float64)
+
+
+def fvalue(backend, f, a):
+    return float(backend.to_numpy(f.value(a)))
+
+
+# --- the checks (each returns a violation: <= tol passes) -------------------------------
+
+
+def optimality_violation(backend, f, x, p, step, ys):
+    r"""Largest relative violation of the subgradient inequality
+    :math:`f(y) \ge f(p) + \langle g, y - p\rangle` with ``g = (x - p)/step``
+    over the points ``ys`` of ``dom f`` (for an indicator: ``p`` feasible and
+    ``⟨g, y - p⟩ ≤ 0``); ``inf`` when ``p`` is outside the domain."""
+    fp = fvalue(backend, f, p)
+    if not np.isfinite(fp):
+        return np.inf
+    g = (as64(backend, x) - as64(backend, p)) / step
+    worst = -np.inf
+    for y in ys:
+        fy = fvalue(backend, f, y)
+        assert np.isfinite(fy), "test points must lie in the domain"
+        d = as64(backend, y) - as64(backend, p)
+        gap = fp + np.sum(g * d) - fy
+        worst = max(worst, gap / (1 + abs(fp) + abs(fy) + np.linalg.norm(g) * np.linalg.norm(d)))
+    return worst
+
+
+def firm_nonexpansive_violation(backend, prox, pairs):
+    r"""Largest :math:`(\|p - q\|^2 - \langle p - q, x - y\rangle) / \|x - y\|^2`."""
+    worst = -np.inf
+    for x, y in pairs:
+        p, q = as64(backend, prox(x)), as64(backend, prox(y))
+        dx = as64(backend, x) - as64(backend, y)
+        dp = p - q
+        worst = max(worst, (np.sum(dp * dp) - np.sum(dp * dx)) / max(np.sum(dx * dx), 1e-300))
+    return worst
+
+
+def domain_points(backend, dtype, f, p, rng, delta=0.05):
+    """Points of ``dom f``: proxes of random points (global), and of ``p ± delta``
+    along every coordinate (local: a tiny step keeps them near ``p``, and a
+    coordinate step exposes a wrong subgradient entry that a random direction
+    would average away)."""
+    ys = [f.prox(backend.asarray(rng.normal(0, 3, p.shape), dtype), s) for s in (0.1, 1.0, 5.0)]
+    p_np = as64(backend, p)
+    for i in np.ndindex(p_np.shape):
+        for sign in (-1.0, 1.0):
+            z = p_np.copy()
+            z[i] += sign * delta
+            ys.append(f.prox(backend.asarray(z, dtype), 1e-3))
+    return ys
+
+
+def pairs_of_points(backend, dtype, rng):
+    pairs = []
+    for scale in (3.0, 3.0, 0.05, 0.05, 0.05):
+        x = rng.normal(0, 2, SHAPE)
+        pairs.append(
+            (backend.asarray(x, dtype), backend.asarray(x + scale * rng.normal(size=SHAPE), dtype))
+        )
+    return pairs
+
+
+# --- (a) optimality, (c) firm nonexpansiveness, (e) broken proxes fail ------------------
+
+
+@pytest.mark.parametrize("case", WITH_VALUE, ids=[c.name for c in WITH_VALUE])
+def test_optimality(case, backend, dtype):
+    rng = np.random.default_rng(0)
+    f = case.make(backend, dtype)
+    for step in STEPS:
+        x = backend.asarray(rng.normal(0, 2, SHAPE), dtype)
+        p = f.prox(x, step)
+        ys = domain_points(backend, dtype, f, p, rng)
+        assert optimality_violation(backend, f, x, p, step, ys) <= tolerance(dtype)
+        # a deliberately broken prox (twice the answer) fails the same check
+        assert optimality_violation(backend, f, x, 2 * p, step, ys) > 1e-3
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_firm_nonexpansiveness(case, backend, dtype):
+    rng = np.random.default_rng(1)
+    f = case.make(backend, dtype)
+    pairs = pairs_of_points(backend, dtype, rng)
+    for step in STEPS:
+        violation = firm_nonexpansive_violation(backend, lambda z, s=step: f.prox(z, s), pairs)
+        assert violation <= tolerance(dtype)
+        # a deliberately broken prox (the sign flipped) fails the same check
+        broken = firm_nonexpansive_violation(backend, lambda z, s=step: -f.prox(z, s), pairs)
+        assert broken > 1e-2
+
+
+# --- (b) Moreau identity against independently implemented conjugates -------------------
+
+
+def numpy_instance(case):
+    return case.make(make_backend("numpy"), "float64")
+
+
+CONJUGATE_PAIRS = [c for c in CASES if closed_form_conjugate(numpy_instance(c)) is not None]
+
+
+@pytest.mark.parametrize("case", CONJUGATE_PAIRS, ids=[c.name for c in CONJUGATE_PAIRS])
+def test_moreau_identity(case, backend, dtype):
+    rng = np.random.default_rng(2)
+    f = case.make(backend, dtype)
+    fstar = closed_form_conjugate(f)
+    assert fstar is not None and type(fstar) is not Conjugate
+    tol = 10 * tolerance(dtype)
+    for step in STEPS:
+        x = backend.asarray(rng.normal(0, 2, SHAPE), dtype)
+        x_np = as64(backend, x)
+        # x = prox_{γ f}(x) + γ prox_{f*/γ}(x/γ), with f*'s own prox
+        rebuilt = f.prox(x, step) + step * fstar.prox(x / step, 1.0 / step)
+        np.testing.assert_allclose(as64(backend, rebuilt), x_np, rtol=tol, atol=tol)
+        # the Moreau-based Conjugate agrees with the closed form, value included
+        conj = Conjugate(f)
+        q = conj.prox(x, step)
+        np.testing.assert_allclose(as64(backend, q), as64(backend, fstar.prox(x, step)), atol=tol)
+        assert fvalue(backend, conj, q) == pytest.approx(
+            fvalue(backend, fstar, q), rel=tol, abs=tol
+        )
+        assert conj.conjugate() is f
+        # biconjugate: Moreau applied twice gives back prox_f
+        twice = Conjugate(conj).prox(x, step)
+        np.testing.assert_allclose(as64(backend, twice), as64(backend, f.prox(x, step)), atol=tol)
+
+
+def test_moreau_identity_check_fails_with_the_wrong_scaling():
+    x = np.random.default_rng(3).normal(size=SHAPE)
+    f, step = SquaredL2(1.3), 2.5
+    fstar = closed_form_conjugate(f)
+    wrong = f.prox(x, step) + step * fstar.prox(x, step)
+    assert np.max(np.abs(wrong - x)) > 0.1
+
+
+# --- (d) agreement with a slow SciPy reference -------------------------------------------
+
+
+def scalar_reference(f, x, step, domain):
+    """prox by minimize_scalar per entry of f(p) + (p - x)²/(2 step) (f separable)."""
+    lo, hi = max(domain[0], -60.0), min(domain[1], 60.0)
+    out = np.empty_like(x)
+    for i, xi in np.ndenumerate(x):
+        res = minimize_scalar(
+            lambda t, xi=xi: float(f.value(np.array([t]))) + (t - xi) ** 2 / (2 * step),
+            bounds=(lo, hi),
+            method="bounded",
+            options={"xatol": 1e-12, "maxiter": 2000},
+        )
+        out[i] = res.x
+    return out
+
+
+def constrained_reference(objective, constraints, n, bounds=None, x0=None):
+    res = minimize(
+        objective,
+        np.zeros(n) if x0 is None else x0,
+        method="SLSQP",
+        constraints=constraints,
+        bounds=bounds,
+        options={"ftol": 1e-13, "maxiter": 1000},
+    )
+    # exit mode 8 ("positive directional derivative in line search") means SLSQP
+    # stalled at the precision limit: the point is still compared below
+    assert res.status in (0, 8), res.message
+    return res.x
+
+
+def row_reference(name, f, x_row, step):
+    n = x_row.size
+    if name == "l2":  # epigraph: min lam·t + |p - x|²/(2 step), t² ≥ |p|², t ≥ 0
+        sol = constrained_reference(
+            lambda z: f.lam * z[-1] + np.sum((z[:-1] - x_row) ** 2) / (2 * step),
+            [{"type": "ineq", "fun": lambda z: z[-1] ** 2 - np.sum(z[:-1] ** 2)}],
+            n + 1,
+            bounds=[(None, None)] * n + [(0, None)],
+            x0=np.append(x_row, np.linalg.norm(x_row)),
+        )
+        return sol[:-1]
+    if name in ("l2_ball", "translated", "conjugate_l2"):
+        radius = {"l2_ball": 1.2, "translated": 1.0, "conjugate_l2": 0.9}[name]
+        center = SHIFT if name == "translated" else np.zeros(n)
+        return constrained_reference(
+            lambda z: np.sum((z - x_row) ** 2),
+            [{"type": "ineq", "fun": lambda z: radius**2 - np.sum((z - center) ** 2)}],
+            n,
+            x0=center,
+        )
+    if name == "simplex":
+        return constrained_reference(
+            lambda z: np.sum((z - x_row) ** 2),
+            [{"type": "eq", "fun": lambda z: np.sum(z) - 2.0}],
+            n,
+            bounds=[(0, None)] * n,
+            x0=np.full(n, 2.0 / n),
+        )
+    raise KeyError(name)
+
+
+ROW_CASES = ["l2", "l2_ball", "simplex", "translated", "conjugate_l2"]
+REFERENCE_CASES = [c for c in WITH_VALUE if c.domain is not None or c.name in ROW_CASES]
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES, ids=[c.name for c in REFERENCE_CASES])
+def test_agrees_with_scipy_reference(case, backend):
+    if backend.name != "numpy":
+        pytest.skip("the slow reference runs once, on NumPy")
+    rng = np.random.default_rng(4)
+    f = case.make(backend, "float64")
+    for step in (0.4, 2.0):
+        x = rng.normal(0, 2, (2, 4))
+        x[0, 0] = 0.05  # an entry that thresholds / clips / stays interior
+        p = f.prox(x, step)
+        if case.domain is not None:
+            ref = scalar_reference(f, x, step, case.domain)
+        else:
+            ref = np.stack([row_reference(case.name, f, row, step) for row in x])
+        np.testing.assert_allclose(p, ref, atol=2e-6)
+
+
+def test_zero_on_mask_reference(backend, dtype):
+    x_np = np.random.default_rng(5).normal(size=SHAPE)
+    f = ZeroOnMask(_mask(backend, dtype))
+    p = f.prox(backend.asarray(x_np, dtype), 0.7)
+    np.testing.assert_array_equal(as64(backend, p), np.where(MASK, 0.0, x_np.astype(dtype)))
+
+
+# --- hypothesis: the properties on arbitrary inputs (NumPy) ------------------------------
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)
+points = arrays(np.float64, (2, 3), elements=finite)
+steps = st.floats(1e-2, 1e2)
+
+
+@pytest.mark.parametrize("case", WITH_VALUE, ids=[c.name for c in WITH_VALUE])
+@settings(max_examples=25, deadline=None)
+@given(x=points, y=points, step=steps, seed=st.integers(0, 2**16))
+def test_properties_on_arbitrary_inputs(case, x, y, step, seed):
+    backend = make_backend("numpy")
+    f = case.make(backend, "float64")
+    if case.name in ("zero_on_mask", "translated"):
+        f = {
+            "zero_on_mask": ZeroOnMask(MASK[:3]),
+            "translated": Translated(L2Ball(1.0), SHIFT[:3]),
+        }[case.name]
+    rng = np.random.default_rng(seed)
+    p = f.prox(x, step)
+    ys = [f.prox(y, s) for s in (0.1, 1.0)] + domain_points(backend, "float64", f, p, rng)
+    assert optimality_violation(backend, f, x, p, step, ys) <= 1e-8
+    assert firm_nonexpansive_violation(backend, lambda z: f.prox(z, step), [(x, y)]) <= 1e-8
+
+
+# --- (f) dtype, device, no mutation; indicator values -----------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_dtype_device_and_no_mutation(case, backend, dtype):
+    f = case.make(backend, dtype)
+    x = backend.asarray(np.random.default_rng(6).normal(0, 2, SHAPE), dtype)
+    before = backend.to_numpy(x).copy()
+    for step in STEPS:
+        p = f.prox(x, step)
+        assert p.dtype == backend.dtype(dtype) and p.shape == x.shape
+        assert device(p) == device(x)
+    np.testing.assert_array_equal(backend.to_numpy(x), before)
+    if case.has_value:
+        val = f.value(p)
+        assert val.shape == () and val.dtype == backend.dtype(dtype) and device(val) == device(x)
+        assert np.isfinite(fvalue(backend, f, p))
+    else:
+        with pytest.raises(NotImplementedError, match="closed form"):
+            f.value(p)
+
+
+INDICATORS = [c for c in CASES if numpy_instance(c).indicator]
+
+
+@pytest.mark.parametrize("case", INDICATORS, ids=[c.name for c in INDICATORS])
+def test_indicator_values(case, backend, dtype):
+    f = case.make(backend, dtype)
+    x = backend.asarray(np.random.default_rng(7).normal(0, 5, SHAPE), dtype)
+    assert fvalue(backend, f, x) == np.inf  # such a spread point is infeasible for all of them
+    for step in STEPS:
+        assert fvalue(backend, f, f.prox(x, step)) == 0.0
+    # projections do not depend on the step
+    np.testing.assert_array_equal(
+        backend.to_numpy(f.prox(x, 0.1)), backend.to_numpy(f.prox(x, 7.0))
+    )
+
+
+def test_traits():
+    expected = {  # convex, separable, indicator, smooth
+        Zero(): (True, True, False, True),
+        NonNegative(): (True, True, True, False),
+        Box(): (True, True, True, False),
+        ZeroOnMask(MASK): (True, True, True, False),
+        L1(): (True, True, False, False),
+        L2(): (True, False, False, False),
+        SquaredL2(): (True, True, False, True),
+        ElasticNet(): (True, True, False, False),
+        Huber(): (True, True, False, True),
+        L2Ball(): (True, False, True, False),
+        LInfBall(): (True, True, True, False),
+        Simplex(): (True, False, True, False),
+        Scaled(L2Ball(), 3.0): (True, False, True, False),
+        Translated(SquaredL2(), 1.0): (True, True, False, True),
+        Conjugate(L1()): (True, True, True, False),
+        Conjugate(LInfBall()): (True, True, False, False),
+        Conjugate(Huber()): (True, True, False, False),
+        SeparableSum([NonNegative(), L2Ball()]): (True, False, True, False),
+    }
+    for f, traits in expected.items():
+        assert (f.convex, f.separable, f.indicator, f.smooth) == traits, f
+
+
+# --- calculus specifics -----------------------------------------------------------------
+
+
+def test_scaled_and_translated_closed_forms(backend, dtype):
+    x_np = np.random.default_rng(8).normal(0, 2, SHAPE)
+    x = backend.asarray(x_np, dtype)
+    tol = 10 * tolerance(dtype)
+    p = Scaled(L1(0.5), 3.0).prox(x, 0.4)
+    np.testing.assert_allclose(as64(backend, p), L1(1.5).prox(x_np, 0.4), rtol=tol, atol=tol)
+    assert fvalue(backend, Scaled(L1(0.5), 3.0), x) == pytest.approx(
+        1.5 * np.abs(x_np).sum(), rel=tol
+    )
+    shift = _shift(backend, dtype)
+    t = Translated(NonNegative(), shift)
+    np.testing.assert_allclose(
+        as64(backend, t.prox(x)), np.maximum(x_np, SHIFT), rtol=tol, atol=tol
+    )
+    assert fvalue(backend, Translated(SquaredL2(2.0), shift), x) == pytest.approx(
+        np.sum((x_np - SHIFT) ** 2), rel=tol
+    )
+
+
+def test_separable_sum_on_tuples(backend, dtype):
+    rng = np.random.default_rng(9)
+    a_np, b_np = rng.normal(size=(2, 3)), rng.normal(size=(5,))
+    a, b = backend.asarray(a_np, dtype), backend.asarray(b_np, dtype)
+    f = SeparableSum([L1(0.3), L2Ball(0.5)])
+    pa, pb = f.prox((a, b), 2.0)
+    tol = 10 * tolerance(dtype)
+    np.testing.assert_allclose(as64(backend, pa), L1(0.3).prox(a_np, 2.0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(as64(backend, pb), L2Ball(0.5).prox(b_np), rtol=tol, atol=tol)
+    assert fvalue(backend, f, (pa, pb)) == pytest.approx(
+        0.3 * np.abs(as64(backend, pa)).sum(), rel=tol
+    )
+    assert fvalue(backend, f, (a, 10 * b)) == np.inf
+    with pytest.raises(ValueError, match="tuple of 2"):
+        f.prox((a,))
+    with pytest.raises(ValueError, match="tuple of 2"):
+        f.value(a)
+
+
+def test_conjugate_value_without_closed_form_raises():
+    with pytest.raises(NotImplementedError, match="Huber"):
+        Huber().conjugate().value(np.zeros(2))
+
+
+def test_simplex_projection_batch_and_ties():
+    x = np.array([[0.5, 0.5, 0.5], [10.0, 0.0, 0.0], [-1.0, -1.0, 5.0], [0.2, 0.3, 0.5]])
+    p = Simplex().prox(x)
+    np.testing.assert_allclose(p, [[1 / 3, 1 / 3, 1 / 3], [1, 0, 0], [0, 0, 1], [0.2, 0.3, 0.5]])
+
+
+# --- (g) parameters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L1(-1.0),
+        lambda: L2(-0.1),
+        lambda: SquaredL2(float("nan")),
+        lambda: ElasticNet(-1.0, 1.0),
+        lambda: ElasticNet(1.0, -1.0),
+        lambda: Huber(0.0),
+        lambda: Box(1.0, 0.0),
+        lambda: Box(INF, INF),
+        lambda: L2Ball(-1.0),
+        lambda: LInfBall(INF),
+        lambda: Simplex(0.0),
+        lambda: Scaled(L1(), 0.0),
+        lambda: Translated(L1(), float("nan")),
+        lambda: SeparableSum([]),
+        lambda: L2().prox(np.array(1.0)),
+        lambda: Simplex().prox(np.array(1.0)),
+    ],
+)
+def test_bad_parameters_raise_value_error(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L1("1"),
+        lambda: ZeroOnMask(np.ones(3)),
+        lambda: ZeroOnMask([True]),
+        lambda: Scaled("f", 1.0),
+        lambda: Translated(L1(), "a"),
+        lambda: SeparableSum([L1(), 3]),
+        lambda: Conjugate(np.abs),
+    ],
+)
+def test_bad_types_raise_type_error(make):
+    with pytest.raises(TypeError):
+        make()
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_bad_step(case):
+    f = numpy_instance(case)
+    with pytest.raises(ValueError, match="step"):
+        f.prox(np.zeros(SHAPE), 0.0)
+    assert isinstance(f, ProxFunction)
