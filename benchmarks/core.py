@@ -39,6 +39,7 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -215,7 +216,8 @@ def main(argv=None) -> int:
     print(
         f"monDEQ inclusion: n={args.n}, batch={args.batch}, {args.dtype}, backend={args.backend}, "
         f"m={args.margin}, L=‖I-W‖₂={lipschitz:.3f}; K={args.iters} iterations, "
-        f"{args.repeats} interleaved repetitions (medians)"
+        f"{args.repeats} interleaved repetitions (medians); "
+        f"opsplit from {Path(ops.__file__).parent}"
     )
     header = (
         "| method | step | bare ms | update ms | solve ms | ratio solve/bare | "

@@ -230,10 +230,12 @@ def _certify(result, problem, method, margin, batch_ndim):
     """Attach uniqueness and a-posteriori error certificates when constants allow.
 
     ``margin`` (of ``A + B``) is the user's, else the problem's declared one;
-    the error bounds also use the Lipschitz constant and the own strong
-    monotonicity of ``A`` (derivations in :mod:`opsplit.diagnostics.certificates`).
+    the error bound is the smallest of the method's ``error_factor``·‖delta‖
+    (Lipschitz constant and own strong monotonicity of ``A``) and the bounds
+    from computed inclusion residuals (derivations in
+    :mod:`opsplit.diagnostics.certificates`).
     """
-    from .diagnostics.certificates import uniqueness_certificate
+    from .diagnostics.certificates import inclusion_bound, uniqueness_certificate
     from .operators.monotone import ForwardOperator
 
     if margin is not None:
@@ -246,11 +248,16 @@ def _certify(result, problem, method, margin, batch_ndim):
     result.unique, result.uniqueness = uniqueness_certificate(m, source)
     if m is None or not m > 0 or result.state is None or result.state.delta is None:
         return
+    bounds = []
     lip = problem.A.lipschitz if isinstance(problem.A, ForwardOperator) else None
     factor = method.error_factor(m, lip, problem.A.strong_monotonicity or 0.0)
-    if factor is None:
-        return
-    xp = namespace(result.state.delta)
-    step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
-    bound = factor * step_norm.astype(np.float64)
-    result.error_bound = np.where(np.isfinite(bound), bound, np.inf)
+    if factor is not None:
+        xp = namespace(result.state.delta)
+        step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
+        bounds.append(factor * step_norm.astype(np.float64))
+    computed = inclusion_bound(problem, method, result.state, m, batch_ndim)
+    if computed is not None:
+        bounds.append(computed)
+    if bounds:
+        bound = np.minimum.reduce(bounds) if len(bounds) > 1 else bounds[0]
+        result.error_bound = np.where(np.isfinite(bound), bound, np.inf)

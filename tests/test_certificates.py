@@ -26,8 +26,8 @@ from opsplit.operators.conv import Conv2dFFT
 from opsplit.prox.functions import L1, Box, NonNegative, Zero
 
 # The bound is within this factor of the true error on every problem below
-# (the measured worst case is about a third of it; see test_bound_not_vacuous).
-NOT_VACUOUS = 300.0
+# (measured: worst 43, median 2.0 over the 600 samples; see test_bound_not_vacuous).
+NOT_VACUOUS = 100.0
 
 _PROXES = [Zero(), NonNegative(), L1(0.3), Box(-0.5, 0.5)]
 
@@ -47,8 +47,6 @@ def _conv_problem(rng, c=2, hw=(4, 4)):
     S = rng.standard_normal((c, c, 3, 3)) * rng.uniform(0.0, 0.6)
     A, B = Conv2dFFT(K, hw), Conv2dFFT(S, hw)
     eye = np.eye(c)
-    sym = m * eye + A.H.symbol @ A.symbol + B.symbol - B.H.symbol if False else None
-    del sym
     a, b = A.symbol, B.symbol
     ah = np.conj(np.swapaxes(a, -1, -2))
     bh = np.conj(np.swapaxes(b, -1, -2))
@@ -78,10 +76,6 @@ def _problem(kind, rng):
     return F, ops.Subdifferential(prox), offset, m, L
 
 
-class _Shifted(ops.LinearMonotone):
-    """``x ↦ Lx + c`` with a batch of offsets ``c`` (one per sample)."""
-
-
 def _inclusion(F, G, offset):
     A = ops.LinearMonotone(
         F.op, offset, lipschitz=F.lipschitz, strong_monotonicity=F.strong_monotonicity
@@ -89,15 +83,50 @@ def _inclusion(F, G, offset):
     return ops.Inclusion(A, G)
 
 
-def _reference(problem, x0, m, L):
-    """The zero to near machine precision, checked to satisfy the inclusion."""
-    step = 1.0 / L
-    res = ops.solve(problem, ops.PeacemanRachford(step=step), x0, tol=1e-15, maxiter=20000,
-                    relative=False)
-    x = res.x
+def _pieces(prox, w, step):
+    """For a piecewise-linear prox at ``w``: (free mask, shift s, fixed values), with
+    prox(w) = w - s on the free entries and the fixed value elsewhere."""
+    zero = np.zeros_like(w)
+    if isinstance(prox, Zero):
+        return np.ones(w.shape, bool), zero, zero
+    if isinstance(prox, NonNegative):
+        return w > 0, zero, zero
+    if isinstance(prox, Box):
+        return (w > prox.low) & (w < prox.high), zero, np.clip(w, prox.low, prox.high)
+    t = prox.lam * step  # L1
+    return np.abs(w) > t, t * np.sign(w), zero
+
+
+def _polish(M, c, prox, step, x):
+    """Exact zero of ``0 ∈ Mx + c + ∂f(x)`` by active-set refinement of ``x``."""
+    for _ in range(20):
+        w = x - step * (x @ M.T + c)
+        free, shift, fixed = _pieces(prox, w, step)
+        new = np.where(free, 0.0, fixed)
+        for i in np.ndindex(x.shape[:-1]):
+            F = free[i]
+            rhs = -shift[i][F] / step - c[i][F] - M[np.ix_(F, ~F)] @ new[i][~F]
+            new[i][F] = np.linalg.solve(M[np.ix_(F, F)], rhs)
+        if np.array_equal(new, x):
+            break
+        x = new
+    return x
+
+
+def _reference(problem, x0, step):
+    """The zero to near machine precision, checked to satisfy the inclusion:
+    Peaceman–Rachford to identify the active pieces, then an exact solve on them."""
+    res = ops.solve(problem, ops.PeacemanRachford(step=step), x0, tol=1e-8, maxiter=4000)
+    core = problem.A.op.in_shape
+    M = dense_matrix(problem.A.op)
+    flat = (-1, math.prod(core))
+    prox = problem.B.function
+    x = np.reshape(res.x, flat)
+    c = np.reshape(np.broadcast_to(problem.A.offset, x0.shape), flat)
+    x = np.reshape(_polish(M, c, prox, step, x), x0.shape)
     # Natural residual of the inclusion: x = J_{αB}(x - αA(x)).
     nat = problem.B.resolvent(step)(x - step * problem.A.evaluate(x)) - x
-    assert np.max(np.abs(nat)) < 1e-11, "reference solve did not reach the zero"
+    assert np.max(np.abs(nat)) < 1e-12, "reference solve did not reach the zero"
     return x
 
 
@@ -115,7 +144,7 @@ def _run_all():
         prob = _inclusion(F, G, offset)
         core_ndim = len(F.op.in_shape)
         x0 = np.zeros(offset.shape)
-        xstar = _reference(prob, x0, m, L)
+        xstar = _reference(prob, x0, 1.0 / L)
         family = ("FB", "PR", "DR")[i % 3]
         if family == "FB":
             method = ops.ForwardBackward(step=float(rng.uniform(0.2, 1.0) * 2 * m / L**2))
@@ -128,7 +157,7 @@ def _run_all():
         maxiter = int(rng.integers(5, 400))
         res = ops.solve(prob, method, x0, tol=tol, maxiter=maxiter)
         err = _errors(res.x, xstar, core_ndim)
-        records.append((kind, family, res, err))
+        records.append((kind, family, res, err, method, F))
     return records
 
 
@@ -139,17 +168,22 @@ def records():
 
 def test_bound_holds_on_200_random_problems(records):
     assert len(records) == 200
-    for kind, family, res, err in records:
+    for kind, family, res, err, method, F in records:
         assert res.unique is True and "unique zero" in res.uniqueness
         assert res.error_bound is not None, (kind, family)
         assert res.error_bound.shape == err.shape == (3,)
         assert np.all(err <= res.error_bound * (1 + 1e-8) + 1e-12), (kind, family, err,
                                                                       res.error_bound)
+        # The factor bound alone (derived with L, no extra evaluations) holds too.
+        factor = method.error_factor(F.strong_monotonicity, F.lipschitz,
+                                     F.strong_monotonicity)
+        delta = _errors(res.state.delta, 0.0, len(F.op.in_shape))
+        assert np.all(err <= factor * delta * (1 + 1e-8) + 1e-12), (kind, family)
 
 
 def test_bound_not_vacuous(records):
     ratios = {}
-    for kind, family, res, err in records:
+    for _, family, res, err, _, _ in records:
         ok = err > 1e-10  # above the reference's accuracy
         ratios.setdefault(family, []).extend((res.error_bound[ok] / err[ok]).tolist())
     for family, r in ratios.items():
@@ -157,6 +191,7 @@ def test_bound_not_vacuous(records):
         assert r.size > 100, family
         assert np.all(r >= 1.0 - 1e-8)
         assert np.max(r) <= NOT_VACUOUS, (family, np.max(r), np.median(r))
+        assert np.median(r) <= 5.0, (family, np.median(r))
 
 
 def test_fb_factor_matches_the_issue_bound_and_improves_it():
@@ -214,7 +249,8 @@ def test_wrong_margin_gives_a_wrong_bound_which_the_rate_check_flags():
     from opsplit.diagnostics import compare_rate
 
     M = np.array([[0.05, 1.0], [-1.0, 0.05]])
-    F = ops.LinearMonotone(ops.Dense(M), np.array([1.0, 1.0]), lipschitz=float(opnorm(ops.Dense(M))))
+    L = float(opnorm(ops.Dense(M)))
+    F = ops.LinearMonotone(ops.Dense(M), np.array([1.0, 1.0]), lipschitz=L)
     prob = ops.Inclusion(F, ops.Subdifferential(Zero()))
     meth = ops.PeacemanRachford(step=1.0)
     res = ops.solve(prob, meth, np.zeros(2), tol=1e-6, margin=0.05)
@@ -233,11 +269,10 @@ def test_bound_on_backends(backend, dtype):
     c = rng.standard_normal((4, n))
     m = float(np.linalg.eigvalsh((M + M.T) / 2).min())
     L = float(np.linalg.norm(M, 2))
-    xstar = np.maximum(0.0, 0.0)  # placeholder, replaced below
     # Reference in float64 NumPy.
     F64 = ops.LinearMonotone(ops.Dense(M), c, lipschitz=L, strong_monotonicity=m)
     prob64 = ops.Inclusion(F64, ops.Subdifferential(NonNegative()))
-    xstar = _reference(prob64, np.zeros((4, n)), m, L)
+    xstar = _reference(prob64, np.zeros((4, n)), 1.0 / L)
     F = ops.LinearMonotone(
         ops.Dense(backend.asarray(M, dtype)), backend.asarray(c, dtype),
         lipschitz=L, strong_monotonicity=m,

@@ -28,6 +28,14 @@ from .checks import (
     reflection,
 )
 from .linear import check_adjoint, dense_matrix, lanczos, margin, opnorm, symmetric_range
+from .mondeq import (
+    LayerCertificate,
+    RobustnessCertificate,
+    certify_classifier,
+    certify_layer,
+    mondeq_step_study,
+    robustness_radii,
+)
 from .rates import (
     RateComparison,
     RateFit,
@@ -42,6 +50,7 @@ from .rates import (
     rate_table,
     suggest_step,
 )
+from .study import StepStudy, step_study
 
 __all__ = [
     "CheckReport",
@@ -77,4 +86,12 @@ __all__ = [
     "RateComparison",
     "compare_rate",
     "rate_table",
+    "StepStudy",
+    "step_study",
+    "LayerCertificate",
+    "certify_layer",
+    "certify_classifier",
+    "RobustnessCertificate",
+    "robustness_radii",
+    "mondeq_step_study",
 ]

@@ -36,6 +36,7 @@ from functools import singledispatch
 
 import numpy as np
 from array_api_compat import device
+from scipy.linalg import eigh_tridiagonal
 
 from .._backend import namespace
 from ..operators._base import (
@@ -412,8 +413,7 @@ def lanczos(apply, shape, like, *, maxiter=300, tol=1e-10, seed=0, which="both")
         invariant = beta <= 10 * eps_of(like) * max(size, np.finfo(np.float64).tiny)
         last = invariant or k == kmax - 1
         if last or k % 5 == 4:
-            T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-            theta, s = np.linalg.eigh(T)
+            theta, s = eigh_tridiagonal(np.asarray(alphas), np.asarray(betas))
             res = (0.0, 0.0) if invariant else (beta * abs(s[-1, 0]), beta * abs(s[-1, -1]))
             scale = max(abs(theta[0]), abs(theta[-1]), np.finfo(np.float64).tiny)
             wanted = {"min": res[0], "max": res[1], "both": max(res)}[which]

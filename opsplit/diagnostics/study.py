@@ -22,11 +22,12 @@ from .._solve import solve
 from ..splitting import DouglasRachford, ForwardBackward, PeacemanRachford
 from .rates import contraction, fb_step_limit
 
-__all__ = ["StepStudy", "step_study", "DEFAULT_STEPS"]
+__all__ = ["StepStudy", "step_study", "sweep", "METHODS", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = tuple(2.0**-k for k in range(7))
 
-_FACTORIES = {
+#: Study labels and the methods they stand for.
+METHODS = {
     "FB": ForwardBackward,
     "PR": PeacemanRachford,
     "DR": DouglasRachford,
@@ -97,7 +98,7 @@ class StepStudy:
         """The theoretical contraction factor for ``label`` at ``step`` (None without m, L)."""
         if self.m is None or self.L is None:
             return None
-        return contraction(_FACTORIES[label](step=step), self.m, self.L)
+        return contraction(METHODS[label](step=step), self.m, self.L)
 
     def table(self) -> str:
         """Iterations per method (rows) and step (columns); failures by their status."""
@@ -193,17 +194,31 @@ def step_study(
     >>> bool(s.converged[1].all())                          # PR: every step
     True
     """
-    labels = tuple(methods)
-    for label in labels:
-        if label not in _FACTORIES:
-            raise ValueError(f"methods must hold 'FB', 'PR' or 'DR', got {label!r}")
-    steps = tuple(float(s) for s in steps)
-    if not steps or not all(s > 0 for s in steps):
-        raise ValueError(f"steps must be positive numbers, got {steps}")
     if m is None:
         m = problem.A.strong_monotonicity
     if L is None:
         L = getattr(problem.A, "lipschitz", None)
+
+    def run(label, step):
+        return solve(problem, METHODS[label](step=step), x0, tol=tol, maxiter=maxiter)
+
+    return sweep(run, methods=methods, steps=steps, tol=tol, maxiter=maxiter, m=m, L=L,
+                 keep_results=keep_results)
+
+
+def sweep(run, *, methods=("FB", "PR", "DR"), steps=DEFAULT_STEPS, tol: float = 1e-4,
+          maxiter: int = 500, m=None, L=None, keep_results: bool = True) -> StepStudy:
+    """The loop of :func:`step_study` around any solver: ``run(label, step)`` must
+    return the :class:`~opsplit.SolveResult` of method ``label`` (``"FB"``,
+    ``"PR"``, ``"DR"``) with step ``step`` at tolerance ``tol`` (used for the
+    monDEQ study, whose solves go through :meth:`opsplit.nn.MonDEQ.forward`)."""
+    labels = tuple(methods)
+    for label in labels:
+        if label not in METHODS:
+            raise ValueError(f"methods must hold 'FB', 'PR' or 'DR', got {label!r}")
+    steps = tuple(float(s) for s in steps)
+    if not steps or not all(s > 0 for s in steps):
+        raise ValueError(f"steps must be positive numbers, got {steps}")
     shape = (len(labels), len(steps))
     iterations = np.zeros(shape, dtype=np.int64)
     converged = np.zeros(shape, dtype=bool)
@@ -212,7 +227,7 @@ def step_study(
     results = {}
     for i, label in enumerate(labels):
         for j, step in enumerate(steps):
-            res = solve(problem, _FACTORIES[label](step=step), x0, tol=tol, maxiter=maxiter)
+            res = run(label, step)
             iterations[i, j] = res.iterations
             converged[i, j] = res.success
             times[i, j] = res.wall_time

@@ -173,7 +173,13 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         check_trailing(x, self.core_shape, name)
         first = x[0] if isinstance(x, tuple) else x
         if self.offset is not None:
-            same_library(first, first_array(self.offset), name, "offset")
+            offset = first_array(self.offset)
+            same_library(first, offset, name, "offset")
+            if offset.ndim > first.ndim:
+                raise ValueError(
+                    f"offset has batch axes {tuple(offset.shape)} that {name} of shape "
+                    f"{tuple(first.shape)} lacks: give {name} the same batch axes"
+                )
         if self.op.dtype is not None:
             same_library(first, self.op._like(None), name, "the operator's array")
             if first.dtype != self.op.dtype:

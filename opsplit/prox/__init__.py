@@ -1,6 +1,61 @@
 """Proximal functions, their calculus, and activations as proximal operators."""
 
 from ._base import ProxFunction
-from .functions import L1, NonNegative, Zero
+from .activations import (
+    Activation,
+    HardTanh,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    SmoothActivation,
+    Softplus,
+    Tanh,
+    get_activation,
+)
+from .calculus import Conjugate, Scaled, SeparableSum, Translated, closed_form_conjugate
+from .functions import (
+    L1,
+    L2,
+    Box,
+    ElasticNet,
+    Huber,
+    L2Ball,
+    LInfBall,
+    NonNegative,
+    Simplex,
+    SquaredL2,
+    Zero,
+    ZeroOnMask,
+    soft_threshold,
+)
 
-__all__ = ["ProxFunction", "NonNegative", "Zero", "L1"]
+__all__ = [
+    "ProxFunction",
+    "Zero",
+    "NonNegative",
+    "Box",
+    "ZeroOnMask",
+    "L1",
+    "L2",
+    "SquaredL2",
+    "ElasticNet",
+    "Huber",
+    "L2Ball",
+    "LInfBall",
+    "Simplex",
+    "soft_threshold",
+    "Scaled",
+    "Translated",
+    "Conjugate",
+    "SeparableSum",
+    "closed_form_conjugate",
+    "Activation",
+    "SmoothActivation",
+    "ReLU",
+    "LeakyReLU",
+    "HardTanh",
+    "Tanh",
+    "Sigmoid",
+    "Softplus",
+    "get_activation",
+]

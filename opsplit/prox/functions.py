@@ -18,7 +18,14 @@ SIAM, 2017, chapters 6-7.
 from __future__ import annotations
 
 from .._backend import check_floating, device, namespace
-from ._base import ProxFunction, check_scalar, check_step, restrict, membership_tolerance, zero_scalar
+from ._base import (
+    ProxFunction,
+    check_scalar,
+    check_step,
+    membership_tolerance,
+    restrict,
+    zero_scalar,
+)
 
 __all__ = [
     "Zero",

@@ -1,0 +1,95 @@
+"""Figures: headless, one line per result, failures shown, files written."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import opsplit as ops
+from opsplit import plot
+from opsplit.diagnostics import compare_rate
+from opsplit.diagnostics.study import step_study
+from opsplit.prox.functions import NonNegative
+
+
+@pytest.fixture(scope="module")
+def problem():
+    m, b = 0.6, 1.0
+    M = np.array([[m, b], [-b, m]])
+    L = math.hypot(m, b)
+    F = ops.LinearMonotone(ops.Dense(M), np.array([-1.0, 0.5]), lipschitz=L,
+                           strong_monotonicity=m)
+    return ops.Inclusion(F, ops.Subdifferential(NonNegative())), m, L
+
+
+def test_import_is_light():
+    import subprocess
+
+    code = "import opsplit.plot, sys; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_residuals_against_iterations_and_time(problem, tmp_path):
+    prob, m, L = problem
+    runs = [ops.solve(prob, meth, np.zeros(2), tol=1e-10, maxiter=300)
+            for meth in (ops.PeacemanRachford(1 / L), ops.ForwardBackward(m / L**2),
+                         ops.ForwardBackward(3.0))]
+    fig = plot.residuals(runs, labels=["PR", "FB", "FB big"])
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "iteration"
+    lines = ax.get_lines()
+    assert len(lines) == 3
+    np.testing.assert_allclose(lines[0].get_ydata(), runs[0].history)
+    np.testing.assert_allclose(lines[0].get_xdata(), np.arange(1, runs[0].iterations + 1))
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "PR" and "FB big (" in legend[2]  # failed run says why
+    fig_t = plot.residuals(runs[:2], labels=["PR", "FB"], against="time", title="t")
+    np.testing.assert_allclose(fig_t.axes[0].get_lines()[1].get_xdata(), runs[1].times)
+    path = tmp_path / "res.png"
+    fig.savefig(path)
+    assert path.stat().st_size > 1000
+    with pytest.raises(ValueError, match="labels"):
+        plot.residuals(runs, labels=["one"])
+    with pytest.raises(ValueError, match="against"):
+        plot.residuals(runs, against="flops")
+
+
+def test_step_sweep_shows_failures(problem, tmp_path):
+    prob, m, L = problem
+    study = step_study(prob, np.zeros(2), tol=1e-4, maxiter=2000)
+    fig = plot.step_sweep(study, title="sweep")
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "FB" in labels and "PR" in labels and "FB failed" in labels
+    failed = next(line for line in ax.get_lines() if line.get_label() == "FB failed")
+    assert list(failed.get_xdata()) == [1.0]  # FB fails only above 2m/L² ≈ 0.88
+    assert ax.get_xscale() == "log"
+    fig.savefig(tmp_path / "sweep.png")
+
+
+def test_rates_plot_marks_contradictions(problem):
+    prob, m, L = problem
+    rows = []
+    for meth in (ops.PeacemanRachford(1 / L), ops.ForwardBackward(m / L**2)):
+        res = ops.solve(prob, meth, np.zeros(2), tol=1e-10, maxiter=500)
+        rows.append(compare_rate(res, meth, m, L))
+        rows.append(compare_rate(res, meth, L, L, label="wrong m"))
+    fig = plot.rates(rows)
+    ax = fig.axes[0]
+    red = [ln for ln in ax.get_lines() if ln.get_markeredgecolor() == "red"]
+    assert len(red) == sum(not r.consistent for r in rows) >= 1
+
+
+def test_draw_into_existing_axes(problem):
+    from matplotlib.figure import Figure
+
+    prob, m, L = problem
+    res = ops.solve(prob, ops.PeacemanRachford(1 / L), np.zeros(2), tol=1e-8)
+    fig = Figure()
+    ax1, ax2 = fig.subplots(1, 2)
+    assert plot.residuals([res], ax=ax2) is fig
+    assert len(ax2.get_lines()) == 1 and len(ax1.get_lines()) == 0
