@@ -1,6 +1,6 @@
 """opsplit: monotone operator splitting on NumPy and CuPy arrays."""
 
-from . import operators, prox, splitting
+from . import diagnostics, operators, plot, prox, splitting
 from ._result import SolveResult, Status
 from ._solve import solve
 from .operators import (
@@ -30,6 +30,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "operators",
+    "diagnostics",
+    "plot",
     "prox",
     "splitting",
     "solve",

@@ -115,8 +115,8 @@ def step_sweep(study, *, ax=None, title=None, figsize=(6.0, 4.0)):
     if study.m is not None and study.L is not None and study.m > 0:
         limit = fb_step_limit(study.m, study.L)
         ax.axvline(limit, color="0.3", ls="--", lw=1)
-        ax.text(limit, study.maxiter * 0.02 + 1, " 2m/L²", fontsize=8, color="0.3",
-                rotation=90, va="bottom")
+        ax.text(limit, study.maxiter, " 2m/L² ", fontsize=8, color="0.3", rotation=90,
+                va="top", ha="right")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("step size α")

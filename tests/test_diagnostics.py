@@ -349,3 +349,13 @@ def test_bad_arguments():
         margin(np.eye(2))
     with pytest.raises(ValueError, match="square"):
         margin(ops.Dense(np.ones((2, 3))))
+
+
+def test_unbatched_callables_are_applied_row_by_row():
+    def per_sample(x):
+        assert x.ndim == 1, "called with a batch"
+        return x + np.tanh(x)
+
+    assert check_monotone(per_sample, np.zeros(5), strong=1.0, batched=False).passed
+    rep = check_lipschitz(per_sample, np.zeros(5), 1.5, batched=False, search_steps=5)
+    assert not rep.passed and 1.5 < rep.worst <= 2.0

@@ -15,7 +15,12 @@
 """
 
 from ._report import CheckFailed, CheckReport, Estimate
-from .certificates import fb_error_factor, rachford_error_factor, uniqueness_certificate
+from .certificates import (
+    fb_error_factor,
+    inclusion_bound,
+    rachford_error_factor,
+    uniqueness_certificate,
+)
 from .checks import (
     check_averaged,
     check_cocoercive,
@@ -73,6 +78,7 @@ __all__ = [
     "dense_matrix",
     "fb_error_factor",
     "rachford_error_factor",
+    "inclusion_bound",
     "uniqueness_certificate",
     "RateFit",
     "fit_rate",

@@ -13,7 +13,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from array_api_compat import device
 
+from .._backend import namespace
 from .._vectors import is_tuple, vmap
 from ._vec import batch_dot, eps_of, host, put_rows, random_vector, take, vector_size
 
@@ -49,18 +51,20 @@ def batched(fn, is_batched: bool):
 
     def rows(x):
         n = x[0].shape[0] if is_tuple(x) else x.shape[0]
-        outs = [fn(take(x, [i])) for i in range(n)]
+        outs = [fn(vmap(lambda a, i=i: a[i, ...], x)) for i in range(n)]
         if is_tuple(outs[0]):
-            return tuple(_concat([o[k] for o in outs]) for k in range(len(outs[0])))
-        return _concat(outs)
+            return tuple(_stack([o[k] for o in outs]) for k in range(len(outs[0])))
+        return _stack(outs)
 
     return rows
 
 
 def _concat(parts):
-    from .._backend import namespace
-
     return namespace(parts[0]).concat(parts, axis=0)
+
+
+def _stack(parts):
+    return namespace(parts[0]).stack(parts, axis=0)
 
 
 def _concat_rows(batches):
@@ -74,10 +78,6 @@ def _concat_rows(batches):
 
 def _row_scale(v, factors, like):
     """Multiply row ``i`` of a batch of vectors by the host scalar ``factors[i]``."""
-    from array_api_compat import device
-
-    from .._backend import namespace
-
     xp = namespace(like)
     f = xp.asarray(np.asarray(factors, dtype=np.float64), dtype=like.dtype, device=device(like))
 

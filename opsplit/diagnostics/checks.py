@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from .._backend import namespace
 from .._vectors import is_tuple, vmap
 from ..operators._base import LinearOperator
 from ..operators.monotone import (
@@ -50,9 +51,9 @@ from ..operators.monotone import (
 )
 from ..prox._base import ProxFunction
 from ._report import CheckReport, finish
-from ._search import PairScore, batched, search_pairs
+from ._search import PairScore, _row_scale, batched, search_pairs
 from ._vec import batch_dot, eps_of, host, like_of, random_vector, vector_size
-from .linear import margin, opnorm
+from .linear import _upcast, dense_matrix, margin, opnorm
 
 __all__ = [
     "check_monotone",
@@ -132,13 +133,17 @@ def _map_of(T, step, is_batched):
     )
 
 
+def _same_shape(a, b):
+    if is_tuple(a) or is_tuple(b):
+        return is_tuple(a) and is_tuple(b) and [p.shape for p in a] == [p.shape for p in b]
+    return a.shape == b.shape
+
+
 def _descent(d, dF, ratio, lip, like):
     r"""A step of the (shifted) power iteration :math:`d \leftarrow d - \tau (J d - q d)`
     towards the most negative direction of the Rayleigh quotient, with the
     difference quotient standing in for the Jacobian product and
     :math:`\tau = 1/(\ell + |q|)`."""
-    from ._search import _row_scale
-
     tau = 1.0 / np.maximum(lip + np.abs(ratio), _TINY)
     return vmap(
         lambda a, b, c: a - b + c,
@@ -358,7 +363,8 @@ def check_lipschitz(
     def score(X, Y):
         d, dF = _sub(X, Y), _sub(F(X), F(Y))
         ratio = np.sqrt(_sq(dF) / np.maximum(_sq(d), _TINY))
-        return PairScore(-ratio, ratio, dF)  # proposal: a power-iteration step
+        # Proposal: a power-iteration step (when the map preserves the shape).
+        return PairScore(-ratio, ratio, dF if _same_shape(dF, d) else None)
 
     opts = _search_options(samples, search_steps, keep, scale, seed)
     like = like_of(None, x_like)
@@ -372,8 +378,6 @@ def check_lipschitz(
 def _cocoercivity_exact(L, like):
     r"""Largest ``β`` with :math:`\tfrac12(L + L^H) - \beta L^H L \succeq 0`, by bisection
     on ``λ_min`` of the dense pencil (small operators only)."""
-    from .._backend import namespace
-    from .linear import _upcast, dense_matrix
 
     M = _upcast(dense_matrix(L, like))
     xp = namespace(M)

@@ -2,12 +2,16 @@
 (Winston & Kolter 2020, Figure 3).
 
 Runs forward–backward, Peaceman–Rachford and Douglas–Rachford for
-``α ∈ {1, 1/2, …, 1/64}`` on a batch of test images, prints the table of
-iterations to the tolerance (failures included) with the paper's comparison,
-and writes the figure.
+``α ∈ {1, 1/2, …, 1/64}`` on a batch of test images — extended upwards by
+powers of two past twice forward–backward's bound ``2m/L²``, so that the
+region where forward–backward may fail is always sampled — prints the table
+of iterations to the tolerance (failures included) with the paper's
+comparison, and writes the figure.
 """
 
 from __future__ import annotations
+
+import math
 
 from ._cli import add_common_arguments, load_classifier, load_test_batch
 
@@ -22,6 +26,9 @@ def add_arguments(parser) -> None:
                         help="iterations before a run counts as failed (default 500)")
     parser.add_argument("--steps", type=int, default=7,
                         help="number of step sizes 1, 1/2, ..., 2^-(steps-1) (default 7)")
+    parser.add_argument("--max-step", type=float, default=None,
+                        help="largest step (a power of two); default: 1, or the first power "
+                             "of two at least 4m/L² (twice forward-backward's bound)")
     parser.add_argument("--methods", default="FB,PR,DR",
                         help="comma-separated methods among FB, PR, DR (default all)")
     parser.add_argument("--out", default="study.png",
@@ -57,19 +64,39 @@ def findings(study) -> list[str]:
     return lines
 
 
+def step_grid(count: int, max_step: float | None, m: float, L: float) -> tuple:
+    """Powers of two from ``2^-(count-1)`` up to ``max_step`` (default: 1, or past
+    twice forward–backward's bound ``2m/L²``), largest first.
+
+    Examples
+    --------
+    >>> step_grid(3, None, 1.0, 1.0)       # 4m/L² = 4
+    (4.0, 2.0, 1.0, 0.5, 0.25)
+    >>> step_grid(3, None, 1.0, 4.0)
+    (1.0, 0.5, 0.25)
+    """
+    if count < 1:
+        raise ValueError(f"--steps must be >= 1, got {count}")
+    if max_step is None:
+        top = max(0, math.ceil(math.log2(4.0 * m / L**2))) if m > 0 else 0
+    else:
+        if not max_step > 0:
+            raise ValueError(f"--max-step must be > 0, got {max_step}")
+        top = math.floor(math.log2(max_step))
+    return tuple(2.0**k for k in range(top, -count, -1))
+
+
 def run(args) -> int:
     model, params, meta = load_classifier(args.checkpoint)
     from .mondeq import certify_classifier, mondeq_step_study
 
-    if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
     methods = tuple(m.strip().upper() for m in args.methods.split(",") if m.strip())
     x, _, name = load_test_batch(meta, args.data, args.samples, default=128)
     cert = certify_classifier(model, params)
+    steps = step_grid(args.steps, args.max_step, float(cert.margin), float(cert.lipschitz))
     study = mondeq_step_study(
         model, params, x.astype(str(params.head.weight.dtype)), methods=methods,
-        steps=tuple(2.0**-k for k in range(args.steps)), tol=args.tol,
-        maxiter=args.maxiter, cert=cert,
+        steps=steps, tol=args.tol, maxiter=args.maxiter, cert=cert,
     )
     print(f"step-size study on {len(x)} test images of {name} "
           f"(m = {float(cert.margin):.4g}, L = ‖I - W‖ = {float(cert.lipschitz):.4g})")

@@ -36,7 +36,6 @@ from functools import singledispatch
 
 import numpy as np
 from array_api_compat import device
-from scipy.linalg import eigh_tridiagonal
 
 from .._backend import namespace
 from ..operators._base import (
@@ -394,6 +393,7 @@ def lanczos(apply, shape, like, *, maxiter=300, tol=1e-10, seed=0, which="both")
     """
     if which not in ("min", "max", "both"):
         raise ValueError(f"which must be 'min', 'max' or 'both', got {which!r}")
+    from scipy.linalg import eigh_tridiagonal  # host, small: the Lanczos matrix T
     n = vector_size(shape)
     kmax = max(1, min(n, int(maxiter)))
     rng = np.random.default_rng(seed)

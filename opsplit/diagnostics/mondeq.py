@@ -50,7 +50,7 @@ from ._report import CheckReport, Estimate
 from .checks import check_monotone
 from .linear import opnorm
 from .rates import fb_step_limit, optimal_step
-from .study import METHODS, DEFAULT_STEPS, StepStudy, sweep
+from .study import DEFAULT_STEPS, METHODS, StepStudy, sweep
 
 __all__ = [
     "LayerCertificate",

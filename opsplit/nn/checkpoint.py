@@ -145,15 +145,14 @@ def save_checkpoint(path, params, opt_state=None, *, epoch: int, meta: dict | No
 
 
 def _read(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupted or truncated and cannot be read: {exc}"
-        ) from exc
+    with open(path, "rb") as f:  # our handle: closed even when np.load fails
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                return {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted or truncated and cannot be read: {exc}"
+            ) from exc
 
 
 def _meta(path: Path, stored: dict) -> dict:
@@ -233,16 +232,6 @@ def load_checkpoint(
     path = Path(path)
     stored = _read(path)
     meta = _meta(path, stored)
-    params = _restore(path, stored, "params", params_like)
-    opt_state = None
-    if opt_state_like is not None:
-        opt_state = _restore(path, stored, "opt", opt_state_like)
-    else:
-        stored = {k: v for k, v in stored.items() if not k.startswith("opt.")}
-    if stored:
-        raise CheckpointError(
-            f"checkpoint {path} has arrays the model does not use: {sorted(stored)}"
-        )
     if config:
         saved = meta.get("config", {})
         for key, value in config.items():
@@ -253,4 +242,14 @@ def load_checkpoint(
                     f"checkpoint {path} was written with {key}={saved[key]!r}, "
                     f"but this run has {key}={value!r}"
                 )
+    params = _restore(path, stored, "params", params_like)
+    opt_state = None
+    if opt_state_like is not None:
+        opt_state = _restore(path, stored, "opt", opt_state_like)
+    else:
+        stored = {k: v for k, v in stored.items() if not k.startswith("opt.")}
+    if stored:
+        raise CheckpointError(
+            f"checkpoint {path} has arrays the model does not use: {sorted(stored)}"
+        )
     return Checkpoint(params, opt_state, meta["epoch"], meta)

@@ -81,8 +81,13 @@ class SplittingMethod(ABC):
     def solution(self, state: State):
         return state.x
 
-    # Bound factor used by error certificates: ‖x - x*‖ ≤ factor·‖delta‖.
-    def error_factor(self, margin: float, lipschitz: float | None) -> float | None:
-        """A constant ``c`` with ``‖x⁺ - x*‖ ≤ c·‖z⁺ - z‖``, or ``None``."""
+    def error_factor(
+        self, margin: float, lipschitz: float | None, monotonicity: float = 0.0
+    ) -> float | None:
+        """A constant ``c`` with ``‖x⁺ - x*‖ ≤ c·‖z⁺ - z‖``, or ``None``.
+
+        ``margin`` is the strong monotonicity of ``A + B``, ``lipschitz`` and
+        ``monotonicity`` those of ``A`` alone (see the certificates page).
+        """
         return None
 
