@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +69,13 @@ class SolveResult:
     margin: float | None = None
     unique: bool | None = None
     uniqueness: str | None = None
-    error_bound: np.ndarray | None = None
+    # Computed on first access: the bound costs a few operator applications,
+    # which a training loop that never reads it should not pay.
+    _error_bound_fn: Callable[[], np.ndarray | None] | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def error_bound(self) -> np.ndarray | None:
+        return None if self._error_bound_fn is None else self._error_bound_fn()
 
     @property
     def success(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -235,8 +236,7 @@ def _certify(result, problem, method, margin, batch_ndim):
     from computed inclusion residuals (derivations in
     :mod:`opsplit.diagnostics.certificates`).
     """
-    from .diagnostics.certificates import inclusion_bound, uniqueness_certificate
-    from .operators.monotone import ForwardOperator
+    from .diagnostics.certificates import uniqueness_certificate
 
     if margin is not None:
         m, source = float(margin), "supplied to solve"
@@ -248,16 +248,27 @@ def _certify(result, problem, method, margin, batch_ndim):
     result.unique, result.uniqueness = uniqueness_certificate(m, source)
     if m is None or not m > 0 or result.state is None or result.state.delta is None:
         return
+    result._error_bound_fn = functools.partial(
+        _error_bound, problem, method, result.state, m, batch_ndim
+    )
+
+
+def _error_bound(problem, method, state, m, batch_ndim):
+    """The smallest available bound on ‖x - x*‖ per sample, or ``None``."""
+    from .diagnostics.certificates import inclusion_bound
+    from .operators.monotone import ForwardOperator
+
     bounds = []
     lip = problem.A.lipschitz if isinstance(problem.A, ForwardOperator) else None
     factor = method.error_factor(m, lip, problem.A.strong_monotonicity or 0.0)
     if factor is not None:
-        xp = namespace(result.state.delta)
-        step_norm = to_numpy(xp.sqrt(batch_sq_norms(result.state.delta, batch_ndim)))
+        xp = namespace(state.delta)
+        step_norm = to_numpy(xp.sqrt(batch_sq_norms(state.delta, batch_ndim)))
         bounds.append(factor * step_norm.astype(np.float64))
-    computed = inclusion_bound(problem, method, result.state, m, batch_ndim)
+    computed = inclusion_bound(problem, method, state, m, batch_ndim)
     if computed is not None:
         bounds.append(computed)
-    if bounds:
-        bound = np.minimum.reduce(bounds) if len(bounds) > 1 else bounds[0]
-        result.error_bound = np.where(np.isfinite(bound), bound, np.inf)
+    if not bounds:
+        return None
+    bound = np.minimum.reduce(bounds) if len(bounds) > 1 else bounds[0]
+    return np.where(np.isfinite(bound), bound, np.inf)

@@ -128,29 +128,41 @@ def _like(backend, dtype):
     return cupy.zeros((), dtype=dtype)
 
 
-def plot_residuals(history: FitHistory, path) -> Path:
-    """Save a PNG of the forward and backward residual curves, one per epoch
-    (the epoch's last training batch), on log scales."""
-    from matplotlib import colormaps
+def _as_result(curve, tol):
+    """A :class:`~opsplit.SolveResult` carrying one recorded residual curve."""
+    from .._result import SolveResult, Status
+
+    h = np.asarray(curve, dtype=float)
+    converged = h.size > 0 and h[-1] <= tol
+    return SolveResult(
+        x=None, status=Status.CONVERGED if converged else Status.MAX_ITER, message="",
+        iterations=h.size, history=h, times=np.zeros(h.size), residuals=np.zeros(()),
+        wall_time=0.0,
+    )
+
+
+def plot_residuals(history: FitHistory, path, *, max_curves: int = 6) -> Path:
+    """Save a PNG of the forward and backward residual curves of the last
+    training batch of up to ``max_curves`` epochs (first, last and evenly
+    spaced between), drawn by :func:`opsplit.plot.residuals`."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    from .. import plot
+
+    records = history.records
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(records) - 1,
+                                                        min(len(records), max_curves))})
+    chosen = [records[i] for i in picks] if records else []
+    labels = [f"epoch {r.epoch} (alpha {r.alpha:.3g})" for r in chosen]
+    tol = history.model.deq.tol if history.model is not None else 0.0
+    fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    cmap = colormaps["viridis"]
-    count = max(len(history.records), 1)
-    for i, record in enumerate(history.records):
-        color = cmap(i / max(count - 1, 1))
-        for ax, curve in zip(axes, (record.fwd_curve, record.bwd_curve)):
-            if curve:
-                ax.semilogy(np.arange(1, len(curve) + 1), curve, color=color,
-                            label=f"epoch {record.epoch}")
-    for ax, title in zip(axes, ("forward (equilibrium)", "backward (adjoint)")):
-        ax.set_title(title)
-        ax.set_xlabel("iteration")
-        ax.grid(True, which="both", alpha=0.3)
+    for ax, key, title in ((axes[0], "fwd_curve", "forward (equilibrium)"),
+                           (axes[1], "bwd_curve", "backward (adjoint)")):
+        results = [_as_result(getattr(r, key), tol) for r in chosen]
+        plot.residuals(results, labels, ax=ax, title=title)
     axes[0].set_ylabel("relative fixed-point residual")
-    if history.records:
-        axes[1].legend(fontsize="small", ncol=1 + len(history.records) // 10)
+    axes[1].set_ylabel("")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
