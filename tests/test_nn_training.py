@@ -24,7 +24,9 @@ from opsplit.nn import (
     OneCycleSchedule,
     StepSchedule,
     fit,
+    load_checkpoint,
     load_dataset,
+    save_checkpoint,
     softmax_cross_entropy,
 )
 from opsplit.nn.layers import LinearParams, accuracy_count
@@ -339,6 +341,17 @@ def test_resume_from_a_corrupted_checkpoint_fails_and_keeps_it(digits, tmp_path)
     with pytest.raises(CheckpointError, match="corrupted or truncated"):
         _fit(model, digits, tmp_path, epochs=2, resume=True)
     assert path.read_bytes() == damaged
+    # arrays of the wrong dtype are named
+    _fit(model, digits, tmp_path, epochs=1)
+    wrong_dtype = "params.deq.A has dtype float32, the model needs float64"
+    with pytest.raises(CheckpointError, match=wrong_dtype):
+        fit(model, model.init_params(0, dtype="float64"), digits, epochs=2,
+            checkpoint_dir=tmp_path, resume=True, progress=False)
+    # a checkpoint without the trainer's state (rng, alpha, history) is refused
+    ck = load_checkpoint(path, model.init_params(0), Adam().init(model.init_params(0)))
+    save_checkpoint(path, ck.params, ck.opt_state, epoch=1, meta={"config": ck.meta["config"]})
+    with pytest.raises(CheckpointError, match="lacks a valid training state"):
+        _fit(model, digits, tmp_path, epochs=2, resume=True)
 
 
 def test_fit_rejects_mismatched_data(digits):
