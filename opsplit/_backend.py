@@ -20,8 +20,19 @@ __all__ = [
 ]
 
 
+_NAMESPACE_BY_TYPE: dict = {}
+
+
 def namespace(*arrays):
     """Return the array-API namespace of ``arrays`` (tuples are flattened)."""
+    if len(arrays) == 1 and not isinstance(arrays[0], tuple):
+        # Hot path (every operator and prox call): the namespace depends only
+        # on the array type, so look it up once per type.
+        kind = type(arrays[0])
+        xp = _NAMESPACE_BY_TYPE.get(kind)
+        if xp is None:
+            xp = _NAMESPACE_BY_TYPE[kind] = array_namespace(arrays[0])
+        return xp
     flat = []
     for a in arrays:
         if isinstance(a, tuple):

@@ -89,7 +89,9 @@ def solve(
     check_every : int
         Residuals stay on the device and are copied to the host every
         ``check_every`` iterations (one transfer each time); stopping is
-        decided at those points.
+        decided at those points.  The relative residuals recorded between
+        two checks are scaled by ``‖z‖`` at the later check (exact at every
+        check, and everywhere when ``check_every=1``).
     callback : callable, optional
         ``callback(iteration, residual, state)`` at each check; a true
         return value stops the solve with status ``CALLBACK``.
@@ -150,7 +152,8 @@ def solve(
 
     history: list[float] = []
     times: list[float] = []
-    pending_rel, pending_abs = [], []
+    # Per-sample squared norms stay on the device until a check copies them.
+    pending_delta = []
     best_abs = math.inf
     status = Status.MAX_ITER
     per_sample = None
@@ -158,46 +161,43 @@ def solve(
     while iteration < maxiter:
         state = method.update(prepared, state)
         iteration += 1
-        # Residuals are reduced on the device and only copied at checks.
-        sq_delta = batch_sq_norms(state.delta, batch_ndim)
-        abs_res = xp.sqrt(sq_delta)
-        if relative:
-            per_sample = abs_res / (xp.sqrt(batch_sq_norms(state.z, batch_ndim)) + eps)
-        else:
-            per_sample = abs_res
-        pending_rel.append(xp.max(per_sample))
-        pending_abs.append(xp.max(abs_res))
+        pending_delta.append(batch_sq_norms(state.delta, batch_ndim))
         if iteration % check_every and iteration < maxiter:
             continue
 
-        rel_host = to_numpy(xp.stack(pending_rel)).astype(np.float64)
-        abs_host = to_numpy(xp.stack(pending_abs)).astype(np.float64)
+        # ‖z‖ is taken once per check: exact for the stopping decision, and the
+        # scale of the residuals recorded since the last check.
+        sq_z = batch_sq_norms(state.z, batch_ndim) if relative else None
+        abs_res, rel_res = _residuals_to_host(xp, pending_delta, sq_z, eps)
+        pending_delta.clear()
+        per_sample = rel_res[-1]
+        batch_rel = rel_res.reshape(len(rel_res), -1).max(axis=1)
+        batch_abs = abs_res.reshape(len(abs_res), -1).max(axis=1)
         now = time.perf_counter() - start
-        prev = times[-1] if times else 0.0
-        times.extend(np.linspace(prev, now, len(rel_host) + 1)[1:])
-        history.extend(rel_host.tolist())
-        pending_rel.clear()
-        pending_abs.clear()
+        if len(batch_rel) == 1:
+            times.append(now)
+        else:
+            prev = times[-1] if times else 0.0
+            times.extend(np.linspace(prev, now, len(batch_rel) + 1)[1:].tolist())
+        history.extend(batch_rel.tolist())
 
-        if not np.all(np.isfinite(rel_host)) or not np.all(np.isfinite(abs_host)):
+        if not (np.isfinite(batch_rel).all() and np.isfinite(batch_abs).all()):
             status = Status.NONFINITE
             break
-        best_abs = min(best_abs, float(abs_host.min()))
-        if abs_host[-1] > divergence_ratio * max(best_abs, np.finfo(np.float64).tiny):
+        best_abs = min(best_abs, float(batch_abs.min()))
+        if batch_abs[-1] > divergence_ratio * max(best_abs, np.finfo(np.float64).tiny):
             status = Status.DIVERGED
             break
-        if rel_host[-1] <= tol:
+        if batch_rel[-1] <= tol:
             status = Status.CONVERGED
             break
-        if callback is not None and callback(iteration, float(rel_host[-1]), state):
+        if callback is not None and callback(iteration, float(batch_rel[-1]), state):
             status = Status.CALLBACK
             break
 
     wall = time.perf_counter() - start
     history_arr = np.asarray(history, dtype=np.float64)
-    residuals = (
-        to_numpy(per_sample).astype(np.float64) if per_sample is not None else np.zeros(())
-    )
+    residuals = per_sample if per_sample is not None else np.zeros(())
     result = SolveResult(
         x=method.solution(state),
         status=status,
@@ -211,6 +211,16 @@ def solve(
     )
     _certify(result, problem, method, margin, batch_ndim)
     return result
+
+
+def _residuals_to_host(xp, sq_delta, sq_z, eps):
+    """Copy the pending per-sample squared norms to the host (one transfer) and
+    return the absolute and relative residuals, shape (iterations, *batch)."""
+    stacked = sq_delta[0][None, ...] if len(sq_delta) == 1 else xp.stack(sq_delta)
+    abs_res = np.sqrt(to_numpy(stacked).astype(np.float64))
+    if sq_z is None:
+        return abs_res, abs_res
+    return abs_res, abs_res / (np.sqrt(to_numpy(sq_z).astype(np.float64)) + eps)
 
 
 def _message(status, iteration, history, tol):

@@ -33,11 +33,15 @@ def vmap(fn, *vectors):
 
 
 def add(x, y):
-    return vmap(lambda a, b: a + b, x, y)
+    if is_tuple(x):
+        return tuple(a + b for a, b in zip(x, y))
+    return x + y
 
 
 def sub(x, y):
-    return vmap(lambda a, b: a - b, x, y)
+    if is_tuple(x):
+        return tuple(a - b for a, b in zip(x, y))
+    return x - y
 
 
 def scale(alpha, x):
@@ -56,7 +60,9 @@ def lincomb(a, x, b, y):
 
 def reflect(x, y):
     """``2 x - y``: the reflection used by Peaceman–Rachford and Douglas–Rachford."""
-    return vmap(lambda u, v: 2.0 * u - v, x, y)
+    if is_tuple(x):
+        return tuple(2.0 * a - b for a, b in zip(x, y))
+    return 2.0 * x - y
 
 
 def batch_sq_norms(x, batch_ndim: int):
@@ -72,7 +78,7 @@ def batch_sq_norms(x, batch_ndim: int):
             total = sq if total is None else total + sq
         return total
     xp = namespace(x)
-    flat = xp.reshape(x, (*x.shape[:batch_ndim], -1))
+    flat = x if x.ndim == batch_ndim + 1 else xp.reshape(x, (*x.shape[:batch_ndim], -1))
     # One fused pass, no temporary x*x (this runs every iteration).
     return xp.vecdot(flat, flat, axis=-1)
 

@@ -31,6 +31,8 @@ def check_trailing(x, shape: tuple, name: str = "x") -> None:
 def _as_shape(shape) -> tuple:
     if isinstance(shape, int):
         return (shape,)
+    if shape and isinstance(shape[0], tuple):  # block vectors: a tuple of shapes
+        return tuple(_as_shape(s) for s in shape)
     return tuple(int(s) for s in shape)
 
 
@@ -93,7 +95,7 @@ class Dense(LinearOperator):
 
     def matvec(self, x):
         check_trailing(x, self.in_shape)
-        return self._xp.matmul(x, self._matrix_t)
+        return x @ self._matrix_t
 
     def rmatvec(self, y):
         check_trailing(y, self.out_shape, "y")

@@ -12,10 +12,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._backend import namespace, same_library
-from .._vectors import add, dtype_of, first_array, scale, sub, vmap
+from .._backend import device, namespace, same_library
+from .._vectors import add, dtype_of, first_array, reflect, scale, sub
 from ._base import LinearOperator
-from .basic import check_trailing
+from .basic import Dense, Identity, check_trailing
 from .shifted import shifted_inverse
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
     "ScaledResolvent",
     "ScaledForwardResolvent",
     "SumMonotone",
-    "AffineResolvent",
+    "AffineMap",
 ]
 
 
@@ -99,6 +99,11 @@ class ResolventOperator(MonotoneOperator):
         and lives in the returned callable.
         """
 
+    def reflected_resolvent(self, step: float) -> Callable:
+        """Return :math:`R_{\\text{step}\\,A} = 2 J_{\\text{step}\\,A} - I`."""
+        resolvent = self.resolvent(step)
+        return lambda x: reflect(resolvent(x), x)
+
 
 def _check_step(step):
     if not isinstance(step, (int, float)) or isinstance(step, bool):
@@ -108,16 +113,30 @@ def _check_step(step):
 
 
 @dataclass(frozen=True)
-class AffineResolvent:
-    r"""The resolvent of ``x ↦ Lx + c``: :math:`y \mapsto (I + \alpha L)^{-1}(y - \alpha c)`."""
+class AffineMap:
+    r"""The affine map :math:`y \mapsto T y - s` (a precomputed value).
 
-    inverse: LinearOperator
-    shift: object  # α·c, an array, or None
+    Resolvents and reflected resolvents of :class:`LinearMonotone` take this
+    form: :math:`J_{\alpha A}(y) = (I + \alpha L)^{-1} y - (I + \alpha L)^{-1}
+    \alpha c` and :math:`R_{\alpha A} = 2 J_{\alpha A} - I`.
+    """
+
+    linear: LinearOperator
+    shift: object  # an array, a tuple of arrays, or None
 
     def __call__(self, y):
-        if self.shift is not None:
-            y = sub(y, self.shift)
-        return self.inverse.matvec(y)
+        out = self.linear.matvec(y)
+        return out if self.shift is None else sub(out, self.shift)
+
+
+def _cayley(inverse: LinearOperator) -> LinearOperator:
+    """``2·inverse - I``, as one matrix when the inverse is dense."""
+    if isinstance(inverse, Dense):
+        xp = namespace(inverse.matrix)
+        n = inverse.matrix.shape[0]
+        eye = xp.eye(n, dtype=inverse.matrix.dtype, device=device(inverse.matrix))
+        return Dense(2.0 * inverse.matrix - eye)
+    return 2.0 * inverse - Identity(inverse.in_shape)
 
 
 class LinearMonotone(ForwardOperator, ResolventOperator):
@@ -191,14 +210,26 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         y = self.op.matvec(x)
         return y if self.offset is None else add(y, self.offset)
 
-    def resolvent(self, step):
+    def _inverse(self, step):
         _check_step(step)
         if self.inverse is not None and self.inverse[0] == step:
-            inv = self.inverse[1]
-        else:
-            inv = shifted_inverse(self.op, 1.0, float(step))
-        shift = None if self.offset is None else scale(float(step), self.offset)
-        return AffineResolvent(inv, shift)
+            return self.inverse[1]
+        return shifted_inverse(self.op, 1.0, float(step))
+
+    def _shift(self, inv, step, factor):
+        if self.offset is None:
+            return None
+        return inv.matvec(scale(factor * float(step), self.offset))
+
+    def resolvent(self, step):
+        inv = self._inverse(step)
+        return AffineMap(inv, self._shift(inv, step, 1.0))
+
+    def reflected_resolvent(self, step):
+        # R = 2J - I is affine too: one product with the Cayley matrix per
+        # application instead of a product and two extra passes.
+        inv = self._inverse(step)
+        return AffineMap(_cayley(inv), self._shift(inv, step, 2.0))
 
 
 class Subdifferential(ResolventOperator):
@@ -228,7 +259,12 @@ class Subdifferential(ResolventOperator):
         if f.separable:
             # A separable function acts entrywise, so on a tuple (multi-tier)
             # vector its prox is the prox of each block.
-            return lambda x: vmap(lambda part: f.prox(part, step), x)
+            def prox_blocks(x):
+                if isinstance(x, tuple):
+                    return tuple(f.prox(part, step) for part in x)
+                return f.prox(x, step)
+
+            return prox_blocks
         return lambda x: f.prox(x, step)
 
 

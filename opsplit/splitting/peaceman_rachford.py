@@ -18,6 +18,11 @@ class _Resolvents(NamedTuple):
     of_B: Callable
 
 
+class _Reflections(NamedTuple):
+    reflect_A: Callable
+    of_B: Callable
+
+
 def _prepare_resolvents(method, problem):
     name = type(method).__name__
     require(problem.A, ResolventOperator, "A", name)
@@ -59,15 +64,17 @@ class PeacemanRachford(SplittingMethod):
     """
 
     def prepare(self, problem):
-        return _prepare_resolvents(self, problem)
+        _prepare_resolvents(self, problem)  # capability checks
+        return _Reflections(
+            problem.A.reflected_resolvent(self.step), problem.B.resolvent(self.step)
+        )
 
     def init(self, prepared, x0):
         return State(z=x0, x=prepared.of_B(x0))
 
     def update(self, prepared, state):
         u, x = state.z, state.x
-        w = reflect(x, u)
-        u_new = reflect(prepared.of_A(w), w)
+        u_new = prepared.reflect_A(reflect(x, u))
         return State(z=u_new, x=prepared.of_B(u_new), delta=sub(u_new, u))
 
     def error_factor(self, margin, lipschitz, monotonicity=0.0):
