@@ -43,6 +43,9 @@ autodoc_default_options = {
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented"
 autoclass_content = "class"
+# Overrides without a docstring of their own (matvec, prepare, ...) are
+# documented once, on the base class.
+autodoc_inherit_docstrings = False
 add_module_names = False
 
 templates_path: list[str] = []

@@ -79,22 +79,10 @@ def solve_all(W, c, m: float, *, fb_step: float | None, tol: float, maxiter: int
 
 
 def plot(results, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, (_, res) in results.items():
-        ax.semilogy(np.arange(1, res.history.size + 1), res.history, label=name)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("relative fixed-point residual (batch max)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    """Semilog residual histories (:func:`opsplit.plot.residuals`) written to ``path``."""
+    runs = [res for _, res in results.values()]
+    fig = ops.plot.residuals(runs, labels=list(results), title=title)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:

@@ -74,8 +74,10 @@ def part1_checks(rng) -> None:
     m = dg.margin(imw)
     D = dg.dense_matrix(imw)
     print(f"  margin of I - W (W a 2-channel 8x8 convolution): {m.describe()}")
-    expect(abs(m - np.linalg.eigvalsh((D + D.T) / 2).min()) < 1e-10,
-           "per-frequency margin equals eigvalsh of the 128x128 dense matrix")
+    expect(
+        abs(m - np.linalg.eigvalsh((D + D.T) / 2).min()) < 1e-10,
+        "per-frequency margin equals eigvalsh of the 128x128 dense matrix",
+    )
     print(f"  norm: {dg.opnorm(imw).describe()}")
 
     n = 60
@@ -95,10 +97,14 @@ def part1_checks(rng) -> None:
     def expansive(x):
         return 1.2 * L1(0.3).prox(x)
 
-    expect(dg.check_firmly_nonexpansive(L1(0.3), np.zeros(8)).passed,
-           "prox of 0.3·‖x‖₁ is firmly nonexpansive")
-    expect(not dg.check_firmly_nonexpansive(expansive, np.zeros(8)).passed,
-           "1.2 × soft thresholding is not")
+    expect(
+        dg.check_firmly_nonexpansive(L1(0.3), np.zeros(8)).passed,
+        "prox of 0.3·‖x‖₁ is firmly nonexpansive",
+    )
+    expect(
+        not dg.check_firmly_nonexpansive(expansive, np.zeros(8)).passed,
+        "1.2 × soft thresholding is not",
+    )
 
 
 def random_problem(rng, n=40, batch=8):
@@ -122,16 +128,20 @@ def part2_certificates(rng):
         "PR": ops.PeacemanRachford(dg.suggest_step(m, L, "pr")),
         "DR": ops.DouglasRachford(dg.suggest_step(m, L, "dr")),
     }
-    print(f"  m = {m:.3f}, L = {L:.3f}; steps from suggest_step: "
-          + ", ".join(f"{k} {meth.step:.4g}" for k, meth in methods.items()))
+    print(
+        f"  m = {m:.3f}, L = {L:.3f}; steps from suggest_step: "
+        + ", ".join(f"{k} {meth.step:.4g}" for k, meth in methods.items())
+    )
     runs = {}
     for label, meth in methods.items():
         res = ops.solve(prob, meth, x0, tol=1e-5, maxiter=5000)
         err = np.linalg.norm(res.x - ref, axis=-1)
         runs[label] = (meth, res)
-        print(f"  {label}: {res.iterations:4d} iterations, max error {err.max():.2e}, "
-              f"max bound {res.error_bound.max():.2e} (bound/error ≤ "
-              f"{np.max(res.error_bound / err):.1f})")
+        print(
+            f"  {label}: {res.iterations:4d} iterations, max error {err.max():.2e}, "
+            f"max bound {res.error_bound.max():.2e} (bound/error ≤ "
+            f"{np.max(res.error_bound / err):.1f})"
+        )
         expect(bool(np.all(err <= res.error_bound)), f"{label} error bound holds per sample")
     print(f"  {runs['PR'][1].uniqueness}")
     return prob, m, L, runs
@@ -145,8 +155,9 @@ def part3_rates(prob, m, L, runs, out: Path):
         res = ops.solve(prob, meth, x0, tol=1e-12, maxiter=20000)
         comparisons.append(dg.compare_rate(res, meth, m, L, label=label))
     # The same runs with an overstated margin: the measured rates contradict it.
-    wrong = [dg.compare_rate(runs[k][1], runs[k][0], min(L, 10 * m), L, label=f"{k}, m×10")
-             for k in runs]
+    wrong = [
+        dg.compare_rate(runs[k][1], runs[k][0], min(L, 10 * m), L, label=f"{k}, m×10") for k in runs
+    ]
     print("  " + dg.rate_table(comparisons + wrong).replace("\n", "\n  "))
     expect(all(c.consistent for c in comparisons), "measured rates never beat the bounds")
     expect(not all(c.consistent for c in wrong), "an overstated margin is flagged")
@@ -165,7 +176,8 @@ def part3_rates(prob, m, L, runs, out: Path):
     plot.residuals(results, labels, against="time", ax=ax2, title="against time")
     fig.savefig(out / "verify_residuals.png", dpi=100)
     plot.rates(comparisons + wrong, title="measured vs. theoretical rate").savefig(
-        out / "verify_rates.png", dpi=100)
+        out / "verify_rates.png", dpi=100
+    )
 
 
 def part4_mondeq(args, out: Path) -> None:
@@ -182,8 +194,15 @@ def part4_mondeq(args, out: Path) -> None:
         model = nn.Classifier.dense(in_features=data.features, width=87)
         params = model.init_params(seed=0, dtype="float32")
         with tempfile.TemporaryDirectory() as tmp:
-            hist = nn.fit(model, params, data, epochs=args.epochs, checkpoint_dir=tmp,
-                          progress=False, config={"dataset": "mnist-sample"})
+            hist = nn.fit(
+                model,
+                params,
+                data,
+                epochs=args.epochs,
+                checkpoint_dir=tmp,
+                progress=False,
+                config={"dataset": "mnist-sample"},
+            )
         model, params = hist.model, hist.params
         print(f"  trained {args.epochs} epochs: test accuracy {hist.test_accuracy:.1%}")
     cert = dg.certify_classifier(model, params)
@@ -194,26 +213,34 @@ def part4_mondeq(args, out: Path) -> None:
     print("  " + rc.summary(labels=y).replace("\n", "\n  "))
     # The paper's α ∈ {1, ..., 1/64}, extended past twice FB's bound 2m/L².
     steps = step_grid(7, None, float(cert.margin), float(cert.lipschitz))
-    study = dg.mondeq_step_study(model, params, x[:128], steps=steps, tol=1e-4, maxiter=500,
-                                 cert=cert)
+    study = dg.mondeq_step_study(
+        model, params, x[:128], steps=steps, tol=1e-4, maxiter=500, cert=cert
+    )
     print("  " + study.table().replace("\n", "\n  "))
     for line in findings(study):
         print(f"  {line}")
     (_, n_pr), (_, n_fb) = study.best("PR"), study.best("FB")
-    expect(n_pr is not None and n_fb is not None and n_pr < n_fb,
-           "PR at its best α needs fewer iterations than FB at its best α")
+    expect(
+        n_pr is not None and n_fb is not None and n_pr < n_fb,
+        "PR at its best α needs fewer iterations than FB at its best α",
+    )
     expect(study.failure_threshold("FB") is not None, "FB fails above a threshold")
     plot.step_sweep(study, title="iterations to 1e-4, trained monDEQ (mnist-sample)").savefig(
-        out / "verify_sweep.png", dpi=100)
+        out / "verify_sweep.png", dpi=100
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).parent.parent / "docs" / "_static"),
-                        help="directory for the figures (default docs/_static)")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent.parent / "docs" / "_static"),
+        help="directory for the figures (default docs/_static)",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="use this trained checkpoint instead of training")
+    parser.add_argument(
+        "--checkpoint", default=None, help="use this trained checkpoint instead of training"
+    )
     parser.add_argument("--skip-mondeq", action="store_true", help="parts 1-3 only")
     args = parser.parse_args(argv)
     out = Path(args.out)
