@@ -214,13 +214,15 @@ def solve(
 
 
 def _residuals_to_host(xp, sq_delta, sq_z, eps):
-    """Copy the pending per-sample squared norms to the host (one transfer) and
-    return the absolute and relative residuals, shape (iterations, *batch)."""
-    stacked = sq_delta[0][None, ...] if len(sq_delta) == 1 else xp.stack(sq_delta)
-    abs_res = np.sqrt(to_numpy(stacked).astype(np.float64))
+    """Copy the pending per-sample squared norms (and ``‖z‖²``) to the host in
+    one transfer; return the absolute and relative residuals, shape
+    (iterations, *batch)."""
+    parts = sq_delta if sq_z is None else [*sq_delta, sq_z]
+    host = np.sqrt(to_numpy(xp.stack(parts)).astype(np.float64))
     if sq_z is None:
-        return abs_res, abs_res
-    return abs_res, abs_res / (np.sqrt(to_numpy(sq_z).astype(np.float64)) + eps)
+        return host, host
+    abs_res = host[:-1]
+    return abs_res, abs_res / (host[-1] + eps)
 
 
 def _message(status, iteration, history, tol):

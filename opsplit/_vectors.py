@@ -6,7 +6,7 @@ states need no special case anywhere else.
 
 from __future__ import annotations
 
-from ._backend import namespace
+from ._backend import namespace, sum_of_squares
 
 __all__ = [
     "vmap",
@@ -79,8 +79,7 @@ def batch_sq_norms(x, batch_ndim: int):
         return total
     xp = namespace(x)
     flat = x if x.ndim == batch_ndim + 1 else xp.reshape(x, (*x.shape[:batch_ndim], -1))
-    # One fused pass, no temporary x*x (this runs every iteration).
-    return xp.vecdot(flat, flat, axis=-1)
+    return sum_of_squares(xp, flat)
 
 
 def shape_of(x):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._backend import device, namespace, same_library
-from .._vectors import add, dtype_of, first_array, reflect, scale, sub
+from .._vectors import add, axpy, dtype_of, first_array, reflect, scale, sub
 from ._base import LinearOperator
 from .basic import Dense, Identity, check_trailing
 from .shifted import shifted_inverse
@@ -82,6 +82,11 @@ class ForwardOperator(MonotoneOperator):
     def __call__(self, x):
         return self.evaluate(x)
 
+    def forward_step(self, step: float) -> Callable:
+        """Return the explicit step :math:`x \\mapsto x - \\text{step}\\,A(x)`."""
+        _check_step(step)
+        return lambda x: axpy(-float(step), self.evaluate(x), x)
+
     def __add__(self, other):
         if not isinstance(other, ForwardOperator):
             return NotImplemented
@@ -129,13 +134,18 @@ class AffineMap:
         return out if self.shift is None else sub(out, self.shift)
 
 
+def _identity_plus(dense: Dense, factor: float, identity_factor: float = 1.0) -> Dense:
+    """The matrix ``identity_factor·I + factor·M`` of a square dense ``M``."""
+    xp = namespace(dense.matrix)
+    n = dense.matrix.shape[0]
+    eye = xp.eye(n, dtype=dense.matrix.dtype, device=device(dense.matrix))
+    return Dense(identity_factor * eye + factor * dense.matrix)
+
+
 def _cayley(inverse: LinearOperator) -> LinearOperator:
     """``2·inverse - I``, as one matrix when the inverse is dense."""
     if isinstance(inverse, Dense):
-        xp = namespace(inverse.matrix)
-        n = inverse.matrix.shape[0]
-        eye = xp.eye(n, dtype=inverse.matrix.dtype, device=device(inverse.matrix))
-        return Dense(2.0 * inverse.matrix - eye)
+        return _identity_plus(inverse, 2.0, -1.0)
     return 2.0 * inverse - Identity(inverse.in_shape)
 
 
@@ -224,6 +234,15 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
     def resolvent(self, step):
         inv = self._inverse(step)
         return AffineMap(inv, self._shift(inv, step, 1.0))
+
+    def forward_step(self, step):
+        # x - α(Lx + c) = (I - αL)x - αc: one product with a precomputed
+        # matrix when L is dense, instead of a product and two extra passes.
+        _check_step(step)
+        shift = None if self.offset is None else scale(float(step), self.offset)
+        if isinstance(self.op, Dense):
+            return AffineMap(_identity_plus(self.op, -float(step)), shift)
+        return AffineMap(Identity(self.op.in_shape) - float(step) * self.op, shift)
 
     def reflected_resolvent(self, step):
         # R = 2J - I is affine too: one product with the Cayley matrix per

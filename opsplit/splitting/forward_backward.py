@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .._vectors import axpy, sub
+from .._vectors import sub
 from ..operators.monotone import ForwardOperator, ResolventOperator
 from ._base import SplittingMethod, State, require
 
@@ -14,7 +14,7 @@ __all__ = ["ForwardBackward"]
 
 
 class _FBMaps(NamedTuple):
-    forward: Callable
+    forward_step: Callable  # x ↦ x - α A(x)
     resolvent: Callable
 
 
@@ -60,14 +60,14 @@ class ForwardBackward(SplittingMethod):
     def prepare(self, problem):
         require(problem.A, ForwardOperator, "A", "ForwardBackward")
         require(problem.B, ResolventOperator, "B", "ForwardBackward")
-        return _FBMaps(problem.A.evaluate, problem.B.resolvent(self.step))
+        return _FBMaps(problem.A.forward_step(self.step), problem.B.resolvent(self.step))
 
     def init(self, prepared, x0):
         return State(z=x0, x=x0)
 
     def update(self, prepared, state):
         x = state.x
-        x_new = prepared.resolvent(axpy(-self.step, prepared.forward(x), x))
+        x_new = prepared.resolvent(prepared.forward_step(x))
         return State(z=x_new, x=x_new, delta=sub(x_new, x))
 
     def error_factor(self, margin, lipschitz, monotonicity=0.0):

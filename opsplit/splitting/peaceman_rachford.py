@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .._vectors import axpy, reflect, sub, vmap
+from .._vectors import add, reflect, scale, sub
 from ..operators.monotone import ResolventOperator
 from ._base import SplittingMethod, State, check_positive, require
 
@@ -135,9 +135,10 @@ class DouglasRachford(SplittingMethod):
 
     def update(self, prepared, state):
         u, x = state.z, state.x
-        v = prepared.of_A(reflect(x, u))
-        delta = vmap(lambda a, b: self.relaxation * (a - b), v, x)
-        u_new = axpy(1.0, delta, u)
+        delta = sub(prepared.of_A(reflect(x, u)), x)
+        if self.relaxation != 1.0:
+            delta = scale(self.relaxation, delta)
+        u_new = add(u, delta)
         return State(z=u_new, x=prepared.of_B(u_new), delta=delta)
 
     def error_factor(self, margin, lipschitz, monotonicity=0.0):
