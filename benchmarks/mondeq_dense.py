@@ -33,6 +33,10 @@ import sys
 import time
 
 
+def _check_every(text):
+    return text if text == "auto" else int(text)
+
+
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
@@ -45,8 +49,8 @@ def _parse():
     p.add_argument("--iters-high", type=int, default=120)
     p.add_argument("--repeat", type=int, default=15, help="timing repetitions (median)")
     p.add_argument("--threads", type=int, default=None, help="BLAS threads")
-    p.add_argument("--check-every", type=int, default=1,
-                   help="MonDEQ check_every (host residual checks)")
+    p.add_argument("--check-every", type=_check_every, default="auto",
+                   help="MonDEQ check_every: an integer or 'auto' (the default)")
     p.add_argument("--random-input", action="store_true",
                    help="use Gaussian x instead of mnist-sample digits")
     return p.parse_args()

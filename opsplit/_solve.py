@@ -48,7 +48,7 @@ def solve(
     tol: float = 1e-6,
     maxiter: int = 1000,
     relative: bool = True,
-    check_every: int = 1,
+    check_every: int | str = 1,
     callback=None,
     state: State | None = None,
     prepared=None,
@@ -86,12 +86,16 @@ def solve(
         Maximum number of iterations.
     relative : bool
         Relative (default) or absolute residual.
-    check_every : int
+    check_every : int or "auto"
         Residuals stay on the device and are copied to the host every
         ``check_every`` iterations (one transfer each time); stopping is
         decided at those points.  The relative residuals recorded between
         two checks are scaled by ``‖z‖`` at the later check (exact at every
-        check, and everywhere when ``check_every=1``).
+        check, and everywhere when ``check_every=1``).  ``"auto"`` checks at
+        iterations 1 and 2, then where the rate measured between the last
+        two checks predicts the tolerance is met (at most double the last
+        gap, at most 64 iterations apart): few checks, and few iterations
+        past convergence, on linearly converging runs.
     callback : callable, optional
         ``callback(iteration, residual, state)`` at each check; a true
         return value stops the solve with status ``CALLBACK``.
@@ -130,7 +134,8 @@ def solve(
     problem.validate(x0, "x0")
     _check_number(tol, "tol")
     _check_number(maxiter, "maxiter", integer=True)
-    _check_number(check_every, "check_every", integer=True)
+    if check_every != "auto":
+        _check_number(check_every, "check_every", integer=True)
     _check_number(divergence_ratio, "divergence_ratio")
     if margin is not None:
         _check_number(margin, "margin", positive=False)
@@ -158,11 +163,13 @@ def solve(
     status = Status.MAX_ITER
     per_sample = None
     iteration = 0
+    next_check = 1 if check_every == "auto" else check_every
+    last_checks: list[tuple[int, float]] = []
     while iteration < maxiter:
         state = method.update(prepared, state)
         iteration += 1
         pending_delta.append(batch_sq_norms(state.delta, batch_ndim))
-        if iteration % check_every and iteration < maxiter:
+        if iteration < next_check and iteration < maxiter:
             continue
 
         # ‖z‖ is taken once per check: exact for the stopping decision, and the
@@ -194,6 +201,11 @@ def solve(
         if callback is not None and callback(iteration, float(batch_rel[-1]), state):
             status = Status.CALLBACK
             break
+        if check_every == "auto":
+            last_checks = [*last_checks[-1:], (iteration, float(batch_rel[-1]))]
+            next_check = iteration + _predicted_gap(last_checks, tol)
+        else:
+            next_check = iteration + check_every
 
     wall = time.perf_counter() - start
     history_arr = np.asarray(history, dtype=np.float64)
@@ -211,6 +223,24 @@ def solve(
     )
     _certify(result, problem, method, margin, batch_ndim)
     return result
+
+
+def _predicted_gap(checks, tol, longest=64):
+    """Iterations until the next check: where the geometric rate between the
+    last two checks reaches ``tol``, at most twice the last gap (and at most
+    ``longest``), at least 1; twice the last gap when the residual did not
+    decrease."""
+    if len(checks) < 2:
+        return 1
+    (k0, r0), (k1, r1) = checks
+    gap = k1 - k0
+    if not (0 < r1 < r0):
+        # Not contracting: stagnation at rounding level, or growth that the
+        # divergence test will catch; back off rather than check every step.
+        return min(2 * gap, longest)
+    per_iteration = math.log(r1 / r0) / gap
+    needed = math.ceil(math.log(tol / r1) / per_iteration) if r1 > tol else 1
+    return max(1, min(needed, 2 * gap, longest))
 
 
 def _residuals_to_host(xp, sq_delta, sq_z, eps):

@@ -341,3 +341,22 @@ def test_multi_tier_tuple_state_matches_dense(backend):
                     tol=1e-12, maxiter=5000)
     got = np.concatenate([backend.to_numpy(p) for p in res.x], axis=1)
     np.testing.assert_allclose(got, ref.x, atol=1e-9)
+
+
+def test_auto_check_cadence_stops_like_every_iteration():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    for method in (ops.PeacemanRachford(), ops.ForwardBackward(step=safe_fb_step(M, 0.5))):
+        every, checks = ops.solve(problem, method, x0, tol=1e-10, maxiter=5000), []
+        auto = ops.solve(problem, method, x0, tol=1e-10, maxiter=5000, check_every="auto",
+                         callback=lambda k, r, s: checks.append(k))
+        assert auto.success
+        # few checks, and only a few iterations past the first converged one
+        assert len(checks) < every.iterations / 4
+        assert every.iterations <= auto.iterations <= every.iterations * 1.1 + 2
+        np.testing.assert_allclose(auto.x, every.x, atol=1e-8)
+        at = np.asarray(checks[:-1] + [auto.iterations]) - 1
+        np.testing.assert_allclose(auto.history[at[:-1]], every.history[at[:-1]], rtol=1e-12)
+    with pytest.raises(TypeError, match="check_every"):
+        ops.solve(problem, ops.PeacemanRachford(), x0, check_every="sometimes")

@@ -69,6 +69,26 @@ class CheckReport:
         return self
 
 
+def compare(name, worst, required, tol, better, quantity, method, evaluations=0) -> CheckReport:
+    """The report of ``worst`` against the bound ``required`` within ``tol``:
+    passed when ``worst >= required - tol`` (``better="higher"``) or
+    ``worst <= required + tol`` (``better="lower"``)."""
+    if better == "higher":
+        passed = worst >= required - tol
+    else:
+        passed = worst <= required + tol
+    return CheckReport(
+        name=name,
+        passed=bool(passed),
+        worst=float(worst),
+        required=float(required),
+        tolerance=float(tol),
+        quantity=quantity,
+        method=method,
+        evaluations=evaluations,
+    )
+
+
 def finish(report: CheckReport, raise_on_fail: bool) -> CheckReport:
     """Return ``report``, raising :class:`CheckFailed` first when asked and failed."""
     if raise_on_fail:

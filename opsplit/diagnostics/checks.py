@@ -50,7 +50,7 @@ from ..operators.monotone import (
     ResolventOperator,
 )
 from ..prox._base import ProxFunction
-from ._report import CheckReport, finish
+from ._report import CheckReport, compare, finish
 from ._search import PairScore, _row_scale, batched, search_pairs
 from ._vec import batch_dot, eps_of, host, like_of, random_vector, vector_size
 from .linear import _upcast, dense_matrix, margin, opnorm
@@ -155,20 +155,17 @@ def _descent(d, dF, ratio, lip, like):
 
 def _sampled_report(name, quantity, outcome, required, tol, better, sampled_how):
     worst = outcome.worst if better == "higher" else -outcome.worst
-    if better == "higher":
-        passed = worst >= required - tol
-    else:
-        passed = worst <= required + tol
-    return CheckReport(
-        name=name,
-        passed=bool(passed),
-        worst=float(worst),
-        required=float(required),
-        tolerance=float(tol),
-        quantity=quantity,
-        method=sampled_how,
-        evaluations=outcome.evaluations,
+    return compare(
+        name, worst, required, tol, better, quantity, sampled_how, outcome.evaluations
     )
+
+
+def _searched(score, x_like, samples, search_steps, keep, scale, seed):
+    """Validate the search options, then search pairs shaped like ``x_like``;
+    returns the outcome and the reference array."""
+    opts = _search_options(samples, search_steps, keep, scale, seed)
+    like = like_of(None, x_like)
+    return search_pairs(score, _shape_of(x_like), like, **opts), like
 
 
 def _how(samples, search_steps, keep):
@@ -248,15 +245,7 @@ def check_monotone(
         m = margin(linear, x_like)
         size = opnorm(linear, x_like)
         tol = _rtol(like_of(linear, x_like), rtol) * max(float(size), _TINY) + m.error
-        report = CheckReport(
-            name=name,
-            passed=bool(m >= strong - tol),
-            worst=float(m),
-            required=float(strong),
-            tolerance=float(tol),
-            quantity=quantity,
-            method="exact margin: " + m.method,
-        )
+        report = compare(name, m, strong, tol, "higher", quantity, "exact margin: " + m.method)
         return finish(report, raise_on_fail)
 
     shape = _shape_of(x_like)
@@ -348,15 +337,8 @@ def check_lipschitz(
     if isinstance(linear, LinearOperator):
         nrm = opnorm(linear, x_like)
         tol = _rtol(like_of(linear, x_like), rtol) * max(float(nrm), _TINY) + nrm.error
-        report = CheckReport(
-            name="Lipschitz",
-            passed=bool(nrm <= lipschitz + tol),
-            worst=float(nrm),
-            required=float(lipschitz),
-            tolerance=float(tol),
-            quantity=quantity,
-            method="exact norm: " + nrm.method,
-        )
+        how = "exact norm: " + nrm.method
+        report = compare("Lipschitz", nrm, lipschitz, tol, "lower", quantity, how)
         return finish(report, raise_on_fail)
     F = _forward_map(op, batched)
 
@@ -366,9 +348,7 @@ def check_lipschitz(
         # Proposal: a power-iteration step (when the map preserves the shape).
         return PairScore(-ratio, ratio, dF if _same_shape(dF, d) else None)
 
-    opts = _search_options(samples, search_steps, keep, scale, seed)
-    like = like_of(None, x_like)
-    outcome = search_pairs(score, _shape_of(x_like), like, **opts)
+    outcome, like = _searched(score, x_like, samples, search_steps, keep, scale, seed)
     tol = _rtol(like, rtol) * max(outcome.magnitude, _TINY)
     how = _how(samples, search_steps, keep)
     report = _sampled_report("Lipschitz", quantity, outcome, lipschitz, tol, "lower", how)
@@ -465,15 +445,8 @@ def check_cocoercive(
         ref = like_of(linear, x_like)
         value = _cocoercivity_exact(linear, ref)
         tol = _rtol(ref, rtol) * max(abs(value) if math.isfinite(value) else 1.0, 1.0)
-        report = CheckReport(
-            name="cocoercive",
-            passed=bool(value >= beta - tol),
-            worst=float(value),
-            required=float(beta),
-            tolerance=float(tol),
-            quantity=quantity,
-            method="exact: bisection on the dense pencil",
-        )
+        how = "exact: bisection on the dense pencil"
+        report = compare("cocoercive", value, beta, tol, "higher", quantity, how)
         return finish(report, raise_on_fail)
     F = _forward_map(op, batched)
 
@@ -483,9 +456,7 @@ def check_cocoercive(
         ratio = np.where(sqF > _TINY, _dot(dF, d) / np.maximum(sqF, _TINY), np.inf)
         return PairScore(ratio, np.sqrt(_sq(d) / np.maximum(sqF, _TINY)), dF)
 
-    opts = _search_options(samples, search_steps, keep, scale, seed)
-    like = like_of(None, x_like)
-    outcome = search_pairs(score, _shape_of(x_like), like, **opts)
+    outcome, like = _searched(score, x_like, samples, search_steps, keep, scale, seed)
     finite = outcome.magnitude if math.isfinite(outcome.magnitude) else 1.0
     tol = _rtol(like, rtol) * max(min(finite, abs(beta) + 1.0), _TINY)
     how = _how(samples, search_steps, keep)
@@ -566,9 +537,7 @@ def check_averaged(
         slack = sq - _sq(dT) - k * _sq(_sub(d, dT))
         return PairScore(slack / sq, np.ones_like(sq))
 
-    opts = _search_options(samples, search_steps, keep, scale, seed)
-    like = like_of(None, x_like)
-    outcome = search_pairs(score, _shape_of(x_like), like, **opts)
+    outcome, like = _searched(score, x_like, samples, search_steps, keep, scale, seed)
     tol = _rtol(like, rtol)
     label = name or f"{theta:g}-averaged"
     quantity = "min slack of the averagedness inequality / |x - y|^2"
@@ -711,14 +680,7 @@ def check_moreau(
     r = vmap(lambda a, b, c: a - b - step * c, X, p, q)
     worst = float(np.max(np.sqrt(_sq(r)) / np.maximum(np.sqrt(_sq(X)), 1.0)))
     tol = 1000 * eps_of(like) if rtol is None else float(rtol)
-    report = CheckReport(
-        name="Moreau identity",
-        passed=bool(worst <= tol),
-        worst=worst,
-        required=0.0,
-        tolerance=tol,
-        quantity="max |x - prox_{gf}(x) - g prox_{f*/g}(x/g)| / max(|x|, 1)",
-        method=f"{samples} random points",
-        evaluations=samples,
-    )
+    quantity = "max |x - prox_{gf}(x) - g prox_{f*/g}(x/g)| / max(|x|, 1)"
+    how = f"{samples} random points"
+    report = compare("Moreau identity", worst, 0.0, tol, "lower", quantity, how, samples)
     return finish(report, raise_on_fail)

@@ -31,6 +31,7 @@ Results are :class:`~opsplit.diagnostics.Estimate` floats carrying
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from functools import singledispatch
 
@@ -50,7 +51,7 @@ from ..operators._base import (
 from ..operators.basic import Dense, Diagonal, Identity
 from ..operators.block import BlockDiagonal
 from ..operators.conv import Conv2dFFT
-from ._report import CheckReport, Estimate, finish
+from ._report import Estimate, compare, finish
 from ._vec import batch_dot, eps_of, host, like_of, random_vector, stack, vector_size
 
 __all__ = ["margin", "opnorm", "symmetric_range", "check_adjoint", "lanczos", "dense_matrix"]
@@ -93,12 +94,17 @@ class _FFTForm:
         return s + self.scalar * eye
 
 
-def _combine(a: _FFTForm, b: _FFTForm, fn_sym, scalar):
+def _combine(op, fn_sym, fn_scalar):
+    """The form of the sum or product ``op`` from the forms of ``op.a`` and ``op.b``:
+    scalar ``fn_scalar(a.scalar, b.scalar)``, symbol ``fn_sym(a, b)``."""
+    a, b = _fft_form(op.a), _fft_form(op.b)
+    if a is None or b is None:
+        return None
     if a.symbol is not None and b.symbol is not None:
         if a.image_shape != b.image_shape or a.symbol.shape != b.symbol.shape:
             return None
     shape = a.image_shape if a.symbol is not None else b.image_shape
-    return _FFTForm(scalar, fn_sym(a, b), shape)
+    return _FFTForm(fn_scalar(a.scalar, b.scalar), fn_sym(a, b), shape)
 
 
 @singledispatch
@@ -139,10 +145,6 @@ def _(op: AdjointOperator):
 
 @_fft_form.register
 def _(op: SumOperator):
-    a, b = _fft_form(op.a), _fft_form(op.b)
-    if a is None or b is None:
-        return None
-
     def sym(a, b):
         if a.symbol is None:
             return b.symbol
@@ -150,15 +152,11 @@ def _(op: SumOperator):
             return a.symbol
         return a.symbol + b.symbol
 
-    return _combine(a, b, sym, a.scalar + b.scalar)
+    return _combine(op, sym, operator.add)
 
 
 @_fft_form.register
 def _(op: ProductOperator):
-    a, b = _fft_form(op.a), _fft_form(op.b)
-    if a is None or b is None:
-        return None
-
     def sym(a, b):
         terms = []
         if a.symbol is not None and b.symbol is not None:
@@ -174,7 +172,7 @@ def _(op: ProductOperator):
             total = total + t
         return total
 
-    return _combine(a, b, sym, a.scalar * b.scalar)
+    return _combine(op, sym, operator.mul)
 
 
 # -- exact rules ----------------------------------------------------------------------
@@ -618,14 +616,7 @@ def check_adjoint(L, like=None, *, trials=3, rtol=None, seed=0, raise_on_fail=Fa
     nx, nLhy = np.sqrt(host(batch_dot(x, x, 1))), np.sqrt(host(batch_dot(Lhy, Lhy, 1)))
     scale = np.maximum(np.maximum(nLx * ny, nx * nLhy), np.finfo(np.float64).tiny)
     worst = float(np.max(np.abs(lhs - rhs) / scale))
-    report = CheckReport(
-        name="adjoint",
-        passed=bool(worst <= tol),
-        worst=worst,
-        required=0.0,
-        tolerance=tol,
-        quantity="relative mismatch |<Lx,y> - <x,L^H y>|",
-        method=f"dot test on {trials} random pairs",
-        evaluations=trials,
-    )
+    quantity = "relative mismatch |<Lx,y> - <x,L^H y>|"
+    how = f"dot test on {trials} random pairs"
+    report = compare("adjoint", worst, 0.0, tol, "lower", quantity, how, trials)
     return finish(report, raise_on_fail)

@@ -183,8 +183,10 @@ class MonDEQ:
     backward_method, backward_tol, backward_maxiter : optional
         The same for the backward (and tangent) problem; default to the
         forward ones.
-    check_every : int
-        Host checks of the residual every ``check_every`` iterations.
+    check_every : int or "auto"
+        Host checks of the residual: every ``check_every`` iterations, or
+        where the measured rate predicts convergence (``"auto"``, the
+        default; see :func:`opsplit.solve`).
 
     Notes
     -----
@@ -217,7 +219,7 @@ class MonDEQ:
     backward_method: SplittingMethod | None = None
     backward_tol: float | None = None
     backward_maxiter: int | None = None
-    check_every: int = 1
+    check_every: int | str = "auto"
 
     def __post_init__(self):
         if not isinstance(self.layer, MonDense):
@@ -234,7 +236,8 @@ class MonDEQ:
                 )
         _check_positive(self.tol, "tol")
         _check_positive(self.maxiter, "maxiter", integer=True)
-        _check_positive(self.check_every, "check_every", integer=True)
+        if self.check_every != "auto":
+            _check_positive(self.check_every, "check_every", integer=True)
         if self.backward_tol is not None:
             _check_positive(self.backward_tol, "backward_tol")
         if self.backward_maxiter is not None:

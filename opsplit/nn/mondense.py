@@ -35,6 +35,7 @@ import numpy as np
 
 from .._backend import check_floating, device, namespace, to_numpy
 from ..operators import Dense, LinearOperator, shifted_inverse
+from .layers import to_backend
 
 __all__ = ["DenseParams", "DenseOperators", "MonDense"]
 
@@ -203,7 +204,7 @@ class MonDense:
         if self.weight_norm:
             host["g"] = np.asarray(np.sum(host["A"] ** 2))
             host["h"] = np.asarray(np.sqrt(np.sum(host["B"] ** 2)))
-        return DenseParams(**{name: _to_backend(v, dtype, like) for name, v in host.items()})
+        return DenseParams(**{name: to_backend(v, dtype, like) for name, v in host.items()})
 
     def check_params(self, params) -> None:
         """Raise ``TypeError``/``ValueError`` naming the field that does not fit."""
@@ -436,11 +437,3 @@ def _zero_if_none(value, like):
         return value
     xp = namespace(like)
     return xp.zeros(like.shape, dtype=like.dtype, device=device(like))
-
-
-def _to_backend(host, dtype, like):
-    host = np.asarray(host, dtype=dtype)
-    if like is None:
-        return host
-    xp = namespace(like)
-    return xp.asarray(host, dtype=getattr(xp, dtype), device=device(like))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .._backend import device, namespace, same_library
 from .._vectors import add, axpy, dtype_of, first_array, reflect, scale, sub
-from ._base import LinearOperator
+from ._base import AdjointOperator, LinearOperator
 from .basic import Dense, Identity, check_trailing
 from .shifted import shifted_inverse
 
@@ -146,6 +146,9 @@ def _cayley(inverse: LinearOperator) -> LinearOperator:
     """``2·inverse - I``, as one matrix when the inverse is dense."""
     if isinstance(inverse, Dense):
         return _identity_plus(inverse, 2.0, -1.0)
+    if isinstance(inverse, AdjointOperator) and isinstance(inverse.op, Dense):
+        # e.g. a backward (adjoint) problem sharing the forward inverse
+        return _identity_plus(inverse.op, 2.0, -1.0).H
     return 2.0 * inverse - Identity(inverse.in_shape)
 
 
