@@ -350,7 +350,7 @@ def test_auto_check_cadence_stops_like_every_iteration():
     for method in (ops.PeacemanRachford(), ops.ForwardBackward(step=safe_fb_step(M, 0.5))):
         every, checks = ops.solve(problem, method, x0, tol=1e-10, maxiter=5000), []
         auto = ops.solve(problem, method, x0, tol=1e-10, maxiter=5000, check_every="auto",
-                         callback=lambda k, r, s: checks.append(k))
+                         callback=lambda k, r, s, checks=checks: checks.append(k))
         assert auto.success
         # few checks, and only a few iterations past the first converged one
         assert len(checks) < every.iterations / 4
