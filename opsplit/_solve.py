@@ -10,6 +10,7 @@ import numpy as np
 
 from ._backend import check_floating, namespace, to_numpy
 from ._result import SolveResult, Status
+from ._validate import check_positive, check_positive_int, check_real
 from ._vectors import batch_sq_norms, dtype_of, is_tuple
 from .problems import Inclusion
 from .splitting._base import SplittingMethod, State
@@ -29,15 +30,6 @@ def _validate_x0(x0):
         raise TypeError(f"x0 mixes array libraries: {exc}") from exc
     if len({p.dtype for p in parts}) > 1:
         raise TypeError(f"x0 blocks have different dtypes: {[p.dtype for p in parts]}")
-
-
-def _check_number(value, name, *, integer=False, positive=True):
-    kinds = (int,) if integer else (int, float)
-    if not isinstance(value, kinds) or isinstance(value, bool):
-        kind = "an integer" if integer else "a real number"
-        raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
 
 
 def solve(
@@ -132,15 +124,13 @@ def solve(
         raise TypeError(f"method must be a SplittingMethod, got {type(method).__name__}")
     _validate_x0(x0)
     problem.validate(x0, "x0")
-    _check_number(tol, "tol")
-    _check_number(maxiter, "maxiter", integer=True)
+    tol = check_positive(tol, "tol")
+    maxiter = check_positive_int(maxiter, "maxiter")
     if check_every != "auto":
-        _check_number(check_every, "check_every", integer=True)
-    _check_number(divergence_ratio, "divergence_ratio")
+        check_every = check_positive_int(check_every, "check_every")
+    divergence_ratio = check_positive(divergence_ratio, "divergence_ratio")
     if margin is not None:
-        _check_number(margin, "margin", positive=False)
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
+        margin = check_real(margin, "margin", minimum=0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
 

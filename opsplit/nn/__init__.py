@@ -2,7 +2,7 @@
 
 The forward equilibrium and the backward (implicit-gradient) problem are both
 solved by opsplit's splitting methods through :func:`opsplit.solve`; every
-derivative is written by hand and checked by :func:`gradcheck`.
+derivative is written by hand and checked by :func:`~opsplit.nn.checks.gradcheck`.
 
 Names are loaded on first use, so importing :mod:`opsplit.nn` stays cheap.
 """

@@ -62,13 +62,13 @@ NeurIPS 2020, Theorems 1–3 and Appendix C.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._backend import device, namespace
 from .._result import SolveResult
 from .._solve import solve
+from .._validate import check_positive, check_positive_int
 from ..operators import LinearMonotone, ResolventOperator, Subdifferential
 from ..operators.basic import check_trailing
 from ..problems import Inclusion
@@ -145,15 +145,6 @@ class LinearizedActivation(ResolventOperator):
         return lambda y: factor * (y + shift)
 
 
-def _check_positive(value, name, integer=False):
-    kinds = numbers.Integral if integer else numbers.Real
-    if not isinstance(value, kinds) or isinstance(value, bool):
-        kind = "an integer" if integer else "a real number"
-        raise TypeError(f"{name} must be {kind}, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-
-
 def _resolve_activation(activation):
     from ..prox.activations import get_activation
 
@@ -176,7 +167,8 @@ class MonDEQ:
     method : SplittingMethod
         Forward solver: ``ops.PeacemanRachford(step=1.0)`` (default),
         ``ops.DouglasRachford`` or ``ops.ForwardBackward`` (needs
-        :math:`\alpha < 2m/L^2`, see :meth:`MonDense.lipschitz`).
+        :math:`\alpha < 2m/L^2`, see
+        :meth:`MonDense.lipschitz <opsplit.nn.mondense.MonDense.lipschitz>`).
     tol, maxiter : float, int
         Forward stopping rule (relative fixed-point residual, see
         :func:`opsplit.solve`).
@@ -234,14 +226,14 @@ class MonDEQ:
                     f"{name} must be a SplittingMethod (e.g. ops.PeacemanRachford(step=1.0)), "
                     f"got {type(value).__name__}"
                 )
-        _check_positive(self.tol, "tol")
-        _check_positive(self.maxiter, "maxiter", integer=True)
+        check_positive(self.tol, "tol")
+        check_positive_int(self.maxiter, "maxiter")
         if self.check_every != "auto":
-            _check_positive(self.check_every, "check_every", integer=True)
+            check_positive_int(self.check_every, "check_every")
         if self.backward_tol is not None:
-            _check_positive(self.backward_tol, "backward_tol")
+            check_positive(self.backward_tol, "backward_tol")
         if self.backward_maxiter is not None:
-            _check_positive(self.backward_maxiter, "backward_maxiter", integer=True)
+            check_positive_int(self.backward_maxiter, "backward_maxiter")
 
     # -- configuration ------------------------------------------------------------
     @property
@@ -263,10 +255,10 @@ class MonDEQ:
         an explicit ``backward_method`` keeps its step unless ``backward_step``
         is given.
         """
-        _check_positive(step, "step")
+        check_positive(step, "step")
         new = {"method": dataclasses.replace(self.method, step=float(step))}
         if backward_step is not None:
-            _check_positive(backward_step, "backward_step")
+            check_positive(backward_step, "backward_step")
             new["backward_method"] = dataclasses.replace(self._bw_method, step=float(backward_step))
         return dataclasses.replace(self, **new)
 

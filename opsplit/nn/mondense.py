@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._backend import check_floating, device, namespace, to_numpy
+from .._validate import check_positive_int
 from ..operators import Dense, LinearOperator, shifted_inverse
 from .layers import to_backend
 
@@ -97,14 +98,6 @@ class DenseOperators(NamedTuple):
         return None
 
 
-def _positive_int(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return int(value)
-
-
 def _fro(xp, a):
     """Frobenius norm as a 0-d array (no host transfer)."""
     return xp.sqrt(xp.sum(a * a))
@@ -150,8 +143,8 @@ class MonDense:
     weight_norm: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "in_features", _positive_int(self.in_features, "in_features"))
-        object.__setattr__(self, "width", _positive_int(self.width, "width"))
+        object.__setattr__(self, "in_features", check_positive_int(self.in_features, "in_features"))
+        object.__setattr__(self, "width", check_positive_int(self.width, "width"))
         if not isinstance(self.m, numbers.Real) or isinstance(self.m, bool):
             raise TypeError(f"m must be a real number, got {type(self.m).__name__}")
         if not self.m > 0:  # also rejects NaN
@@ -336,7 +329,7 @@ class MonDense:
             \quad
             d(I - W) = dg\,S + g\,dS - dh\,K - h\,dK .
 
-        Used by :meth:`MonDEQ.jvp <opsplit.nn.MonDEQ.jvp>`; ``None`` fields of
+        Used by :meth:`MonDEQ.jvp <opsplit.nn.deq.MonDEQ.jvp>`; ``None`` fields of
         ``tangent`` count as zero.
         """
         xp = namespace(params.A)

@@ -2,7 +2,7 @@ r"""Training a monDEQ classifier: the model, step-size tuning and the loop.
 
 The model is ``Flatten → MonDEQ (dense) → Linear(width → classes)`` with a
 softmax cross-entropy loss; every derivative is hand-written (the
-equilibrium's by the implicit backward solve of :class:`~opsplit.nn.MonDEQ`).
+equilibrium's by the implicit backward solve of :class:`~opsplit.nn.deq.MonDEQ`).
 
 :func:`fit` runs seeded epochs of mini-batch training with any
 ``init``/``update`` optimizer and learning-rate schedule, tunes the
@@ -173,10 +173,10 @@ class Classifier:
         in ``like``'s library and device (NumPy by default).
 
         The equilibrium layer uses :meth:`MonDense.init_params
-        <opsplit.nn.MonDense.init_params>` with ``A``, ``B`` of scale ``scale``
+        <opsplit.nn.mondense.MonDense.init_params>` with ``A``, ``B`` of scale ``scale``
         (so ``W`` starts small and the model close to a one-hidden-layer
         network); the head has Glorot-uniform weights and zero bias (see
-        :meth:`Linear.init_params <opsplit.nn.Linear.init_params>`), a bound
+        :meth:`Linear.init_params <opsplit.nn.layers.Linear.init_params>`), a bound
         2.3 times PyTorch's default ``1/sqrt(width)``, so that the equilibrium
         layer receives larger gradients early on.
 

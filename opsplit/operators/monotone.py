@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._backend import device, namespace, same_library
+from .._validate import check_positive
 from .._vectors import add, axpy, dtype_of, first_array, reflect, scale, sub
 from ._base import AdjointOperator, LinearOperator
 from .basic import Dense, Identity, check_trailing
@@ -84,7 +85,7 @@ class ForwardOperator(MonotoneOperator):
 
     def forward_step(self, step: float) -> Callable:
         """Return the explicit step :math:`x \\mapsto x - \\text{step}\\,A(x)`."""
-        _check_step(step)
+        check_positive(step, "step")
         return lambda x: axpy(-float(step), self.evaluate(x), x)
 
     def __add__(self, other):
@@ -108,13 +109,6 @@ class ResolventOperator(MonotoneOperator):
         """Return :math:`R_{\\text{step}\\,A} = 2 J_{\\text{step}\\,A} - I`."""
         resolvent = self.resolvent(step)
         return lambda x: reflect(resolvent(x), x)
-
-
-def _check_step(step):
-    if not isinstance(step, (int, float)) or isinstance(step, bool):
-        raise TypeError(f"step must be a real number, got {type(step).__name__}")
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
 
 
 @dataclass(frozen=True)
@@ -193,7 +187,7 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
             check_trailing(offset, op.out_shape, "offset")
         if inverse is not None:
             step, inv = inverse
-            _check_step(step)
+            check_positive(step, "step")
             if not isinstance(inv, LinearOperator):
                 raise TypeError("inverse must be a (step, LinearOperator) pair")
         self.op, self.offset, self.inverse = op, offset, inverse
@@ -224,7 +218,7 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         return y if self.offset is None else add(y, self.offset)
 
     def _inverse(self, step):
-        _check_step(step)
+        check_positive(step, "step")
         if self.inverse is not None and self.inverse[0] == step:
             return self.inverse[1]
         return shifted_inverse(self.op, 1.0, float(step))
@@ -241,7 +235,7 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
     def forward_step(self, step):
         # x - α(Lx + c) = (I - αL)x - αc: one product with a precomputed
         # matrix when L is dense, instead of a product and two extra passes.
-        _check_step(step)
+        check_positive(step, "step")
         shift = None if self.offset is None else scale(float(step), self.offset)
         if isinstance(self.op, Dense):
             return AffineMap(_identity_plus(self.op, -float(step)), shift)
@@ -276,7 +270,7 @@ class Subdifferential(ResolventOperator):
         self.function = function
 
     def resolvent(self, step):
-        _check_step(step)
+        check_positive(step, "step")
         f = self.function
         if f.separable:
             # A separable function acts entrywise, so on a tuple (multi-tier)
@@ -383,7 +377,7 @@ class ScaledResolvent(ScaledMonotone, ResolventOperator):
     """``s·A`` of an ``A`` with a resolvent."""
 
     def resolvent(self, step):
-        _check_step(step)
+        check_positive(step, "step")
         return self.op.resolvent(step * self.scalar)
 
 

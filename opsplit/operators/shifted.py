@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import singledispatch
 
 from .._backend import namespace
+from .._validate import check_real
 from ._base import AdjointOperator, LinearOperator, ScaledOperator, StructureError
 from .basic import Dense, Diagonal, Identity
 
@@ -18,9 +19,8 @@ __all__ = ["shifted_inverse"]
 
 
 def _check_shift(a, b):
-    for name, v in (("a", a), ("b", b)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
+    check_real(a, "a")
+    check_real(b, "b")
 
 
 @singledispatch

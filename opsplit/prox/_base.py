@@ -6,43 +6,16 @@ import math
 from abc import ABC, abstractmethod
 
 from .._backend import device, namespace
+from .._validate import check_positive, check_real
 
 __all__ = [
     "ProxFunction",
-    "check_step",
-    "check_scalar",
+    "check_positive",
+    "check_real",
     "restrict",
     "zero_scalar",
     "membership_tolerance",
 ]
-
-
-def check_step(step) -> None:
-    """Raise unless ``step`` is a positive real number."""
-    if not isinstance(step, (int, float)) or isinstance(step, bool):
-        raise TypeError(f"step must be a real number, got {type(step).__name__}")
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
-
-
-def check_scalar(value, name: str, *, minimum=None, strict: bool = False, finite=True) -> float:
-    """Validate a real parameter and return it as a Python float.
-
-    Raises ``TypeError`` unless ``value`` is a real number and ``ValueError``
-    (naming ``name``) when it is NaN, infinite (unless ``finite=False``) or
-    below ``minimum`` (``<=`` it when ``strict``).
-    """
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value) or (finite and math.isinf(value)):
-        raise ValueError(f"{name} must be a finite real number, got {value}")
-    if minimum is not None:
-        if strict and not value > minimum:
-            raise ValueError(f"{name} must be > {minimum}, got {value}")
-        if not strict and not value >= minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def restrict(total, inside):

@@ -38,7 +38,7 @@ import math
 from abc import abstractmethod
 
 from .._backend import check_floating, namespace
-from ._base import ProxFunction, check_scalar, check_step, restrict
+from ._base import ProxFunction, check_positive, check_real, restrict
 from .functions import Box, NonNegative
 
 __all__ = [
@@ -103,7 +103,7 @@ class ReLU(Activation, NonNegative):
     name = "relu"
 
     def prox_derivative(self, v, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return _indicator_float(v > 0, v)
 
 
@@ -125,7 +125,7 @@ class HardTanh(Activation, Box):
         super().__init__(low, high)
 
     def prox_derivative(self, v, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return _indicator_float((v > self.low) & (v < self.high), v)
 
 
@@ -154,7 +154,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, slope=0.01):
-        self.slope = check_scalar(slope, "slope", minimum=0.0, strict=True)
+        self.slope = check_real(slope, "slope", minimum=0.0, strict=True)
         if self.slope > 1.0:
             raise ValueError(f"slope must be in (0, 1], got {self.slope}")
 
@@ -167,12 +167,12 @@ class LeakyReLU(Activation):
         return 0.5 * (1.0 / self.slope - 1.0) * xp.sum(neg * neg)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         return xp.where(x >= 0, x, self._negative_factor(step) * x)
 
     def prox_derivative(self, v, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         c = self._negative_factor(step)
         return c + (1.0 - c) * _indicator_float(v > 0, v)
 
@@ -309,12 +309,12 @@ class SmoothActivation(Activation):
         return restrict(xp.sum(self._f(clipped)), inside)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         check_floating(x, "x")
         return self._sigma(self._solve(x, step))
 
     def prox_and_derivative(self, v, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         check_floating(v, "v")
         p, s = self._sigma_and_slope(self._solve(v, step))
         return p, s / (s + step * (1.0 - s))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import singledispatch
 
 from .._backend import namespace
-from ._base import ProxFunction, check_scalar, check_step
+from ._base import ProxFunction, check_positive, check_real
 from .functions import (
     L1,
     L2,
@@ -55,7 +55,7 @@ class Scaled(ProxFunction):
 
     def __init__(self, function, scale):
         self.function = _check_function(function, "function")
-        self.scale = check_scalar(scale, "scale", minimum=0.0, strict=True)
+        self.scale = check_real(scale, "scale", minimum=0.0, strict=True)
 
     convex = property(lambda self: self.function.convex)
     separable = property(lambda self: self.function.separable)
@@ -66,7 +66,7 @@ class Scaled(ProxFunction):
         return self.scale * self.function.value(x)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return self.function.prox(x, self.scale * step)
 
 
@@ -91,7 +91,7 @@ class Translated(ProxFunction):
     def __init__(self, function, shift):
         self.function = _check_function(function, "function")
         if isinstance(shift, (int, float)) and not isinstance(shift, bool):
-            shift = check_scalar(shift, "shift")
+            shift = check_real(shift, "shift")
         else:
             try:
                 xp = namespace(shift)
@@ -112,7 +112,7 @@ class Translated(ProxFunction):
         return self.function.value(x - self.shift)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return self.shift + self.function.prox(x - self.shift, step)
 
 
@@ -242,7 +242,7 @@ class Conjugate(ProxFunction):
         return self._closed.value(x)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         if self._closed is not None:
             return self._closed.prox(x, step)
         return x - step * self.function.prox(x / step, 1.0 / step)
@@ -295,7 +295,7 @@ class SeparableSum(ProxFunction):
         return total
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         self._check_blocks(x)
         return tuple(f.prox(part, step) for f, part in zip(self.functions, x))
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from .._backend import check_floating, device, namespace
 from ._base import (
     ProxFunction,
-    check_scalar,
-    check_step,
+    check_positive,
+    check_real,
     membership_tolerance,
     restrict,
     zero_scalar,
@@ -83,7 +83,7 @@ class Zero(ProxFunction):
         return zero_scalar(x)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return x
 
 
@@ -104,7 +104,7 @@ class NonNegative(ProxFunction):
         return restrict(zero_scalar(x), x >= 0)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return namespace(x).maximum(x, 0.0)
 
 
@@ -127,8 +127,8 @@ class Box(ProxFunction):
     indicator = True
 
     def __init__(self, low=-1.0, high=1.0):
-        self.low = check_scalar(low, "low", finite=False)
-        self.high = check_scalar(high, "high", finite=False)
+        self.low = check_real(low, "low", finite=False)
+        self.high = check_real(high, "high", finite=False)
         if not self.low <= self.high:
             raise ValueError(f"low must be <= high, got low={self.low}, high={self.high}")
         if self.low == float("inf") or self.high == -float("inf"):
@@ -138,7 +138,7 @@ class Box(ProxFunction):
         return restrict(zero_scalar(x), (x >= self.low) & (x <= self.high))
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         return xp.minimum(xp.maximum(x, self.low), self.high)
 
@@ -177,7 +177,7 @@ class ZeroOnMask(ProxFunction):
         return restrict(zero_scalar(x), ~self.mask | (x == 0))
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         return xp.where(self.mask, xp.zeros_like(x), x)
 
@@ -195,14 +195,14 @@ class L1(ProxFunction):
     separable = True
 
     def __init__(self, lam=1.0):
-        self.lam = check_scalar(lam, "lam", minimum=0.0)
+        self.lam = check_real(lam, "lam", minimum=0.0)
 
     def value(self, x):
         xp = namespace(x)
         return self.lam * xp.sum(xp.abs(x))
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return soft_threshold(x, self.lam * step)
 
 
@@ -227,13 +227,13 @@ class L2(ProxFunction):
     """
 
     def __init__(self, lam=1.0):
-        self.lam = check_scalar(lam, "lam", minimum=0.0)
+        self.lam = check_real(lam, "lam", minimum=0.0)
 
     def value(self, x):
         return self.lam * namespace(x).sum(_row_norms(x))
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         norms = _row_norms(x)
         shrink = xp.maximum(norms - self.lam * step, 0.0) / xp.where(norms > 0, norms, 1.0)
@@ -254,13 +254,13 @@ class SquaredL2(ProxFunction):
     smooth = True
 
     def __init__(self, lam=1.0):
-        self.lam = check_scalar(lam, "lam", minimum=0.0)
+        self.lam = check_real(lam, "lam", minimum=0.0)
 
     def value(self, x):
         return 0.5 * self.lam * namespace(x).sum(x * x)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return x / (1.0 + self.lam * step)
 
 
@@ -282,15 +282,15 @@ class ElasticNet(ProxFunction):
     separable = True
 
     def __init__(self, l1=1.0, l2=1.0):
-        self.l1 = check_scalar(l1, "l1", minimum=0.0)
-        self.l2 = check_scalar(l2, "l2", minimum=0.0)
+        self.l1 = check_real(l1, "l1", minimum=0.0)
+        self.l2 = check_real(l2, "l2", minimum=0.0)
 
     def value(self, x):
         xp = namespace(x)
         return self.l1 * xp.sum(xp.abs(x)) + 0.5 * self.l2 * xp.sum(x * x)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         return soft_threshold(x, self.l1 * step) / (1.0 + self.l2 * step)
 
 
@@ -316,7 +316,7 @@ class Huber(ProxFunction):
     smooth = True
 
     def __init__(self, delta=1.0):
-        self.delta = check_scalar(delta, "delta", minimum=0.0, strict=True)
+        self.delta = check_real(delta, "delta", minimum=0.0, strict=True)
 
     def value(self, x):
         xp = namespace(x)
@@ -325,7 +325,7 @@ class Huber(ProxFunction):
         return xp.sum(xp.where(a <= d, 0.5 * x * x, d * (a - 0.5 * d)))
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         inner = xp.abs(x) <= self.delta * (1.0 + step)
         return xp.where(inner, x / (1.0 + step), x - (step * self.delta) * xp.sign(x))
@@ -349,14 +349,14 @@ class L2Ball(ProxFunction):
     indicator = True
 
     def __init__(self, radius=1.0):
-        self.radius = check_scalar(radius, "radius", minimum=0.0)
+        self.radius = check_real(radius, "radius", minimum=0.0)
 
     def value(self, x):
         slack = self.radius * (1.0 + membership_tolerance(x))
         return restrict(zero_scalar(x), _row_norms(x) <= slack)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         norms = _row_norms(x)
         return x * (self.radius / xp.maximum(norms, self.radius))
@@ -376,13 +376,13 @@ class LInfBall(ProxFunction):
     indicator = True
 
     def __init__(self, radius=1.0):
-        self.radius = check_scalar(radius, "radius", minimum=0.0)
+        self.radius = check_real(radius, "radius", minimum=0.0)
 
     def value(self, x):
         return restrict(zero_scalar(x), namespace(x).abs(x) <= self.radius)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         xp = namespace(x)
         return xp.minimum(xp.maximum(x, -self.radius), self.radius)
 
@@ -413,7 +413,7 @@ class Simplex(ProxFunction):
     indicator = True
 
     def __init__(self, radius=1.0):
-        self.radius = check_scalar(radius, "radius", minimum=0.0, strict=True)
+        self.radius = check_real(radius, "radius", minimum=0.0, strict=True)
 
     def value(self, x):
         if x.ndim < 1:
@@ -425,7 +425,7 @@ class Simplex(ProxFunction):
         return restrict(zero_scalar(x), inside)
 
     def prox(self, x, step=1.0):
-        check_step(step)
+        check_positive(step, "step")
         check_floating(x, "x")
         if x.ndim < 1:
             raise ValueError("x must have at least one axis (the function acts on the last)")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .._validate import check_positive
 from ..operators.monotone import ForwardOperator
 
 __all__ = ["SplittingMethod", "State", "check_positive"]
@@ -32,18 +32,6 @@ class State(NamedTuple):
     delta: Any = None
 
 
-def check_positive(value, name: str) -> float:
-    """Return ``value`` as a Python float, raising unless it is a real number > 0.
-
-    Python floats keep float32 arrays float32 (a NumPy float64 scalar would not).
-    """
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
-
-
 def require(op, capability, role: str, method: str) -> None:
     if not isinstance(op, capability):
         need = "be evaluated directly" if capability is ForwardOperator else "offer a resolvent"
@@ -58,7 +46,7 @@ class SplittingMethod(ABC):
 
     The driver :func:`opsplit.solve` calls :meth:`prepare` once (resolvents
     and factorizations are computed there and returned), :meth:`init` once,
-    then :meth:`step` until it decides to stop.
+    then :meth:`update` until it decides to stop.
     """
 
     step: float = 1.0
