@@ -123,14 +123,15 @@ def test_inclusion_example_fails_on_unsafe_step(tmp_path, capsys):
         check_table(rows, maxiter=5000, error_column=0, error_tol=1e-6)
 
 
-def test_user_guide_examples_run():
+@pytest.mark.parametrize("page, least", [("inclusions.rst", 20), ("mondeq.rst", 40)])
+def test_user_guide_examples_run(page, least):
     result = doctest.testfile(
-        str(ROOT / "docs" / "guide" / "inclusions.rst"),
+        str(ROOT / "docs" / "guide" / page),
         module_relative=False,
         optionflags=doctest.NORMALIZE_WHITESPACE,
         verbose=False,
     )
-    assert result.attempted > 20
+    assert result.attempted > least
     assert result.failed == 0
 
 
