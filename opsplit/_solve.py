@@ -188,6 +188,7 @@ def solve(
         if batch_rel[-1] <= tol:
             status = Status.CONVERGED
             break
+        state = method.complete(prepared, state)
         if callback is not None and callback(iteration, float(batch_rel[-1]), state):
             status = Status.CALLBACK
             break
@@ -197,6 +198,7 @@ def solve(
         else:
             next_check = iteration + check_every
 
+    state = method.complete(prepared, state)
     wall = time.perf_counter() - start
     history_arr = np.asarray(history, dtype=np.float64)
     residuals = per_sample if per_sample is not None else np.zeros(())

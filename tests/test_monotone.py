@@ -115,3 +115,18 @@ def test_linear_monotone_rejects_bad_input():
         ops.LinearMonotone(ops.Dense(np.eye(2)), np.ones(3))
     with pytest.raises(ValueError, match="step"):
         ops.LinearMonotone(ops.Dense(np.eye(2))).resolvent(0.0)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [ops.prox.NonNegative(), ops.prox.ReLU(), ops.prox.L1(0.3), ops.prox.Box(-0.5, 0.2),
+     ops.prox.Tanh(), ops.prox.Zero()],
+    ids=lambda f: type(f).__name__,
+)
+def test_reflection_is_twice_the_prox_minus_identity(backend, f):
+    x = backend.asarray(np.linspace(-2.0, 2.0, 9) * 0.9)
+    step = 0.6
+    expected = 2.0 * backend.to_numpy(f.prox(x, step)) - backend.to_numpy(x)
+    np.testing.assert_allclose(backend.to_numpy(f.reflect(x, step)), expected, atol=1e-12)
+    R = ops.Subdifferential(f).reflected_resolvent(step)
+    np.testing.assert_allclose(backend.to_numpy(R(x)), expected, atol=1e-12)

@@ -139,10 +139,20 @@ class LinearizedActivation(ResolventOperator):
     def validate(self, x, name="x"):
         check_trailing(x, self.core_shape, name)
 
-    def resolvent(self, step):
+    def _affine(self, step, scale, offset):
+        """``y ↦ (scale·factor + offset)·y + scale·factor·α c``, precomputed."""
+        check_positive(step, "step")
         factor = self.jac / (self.jac + step * (1.0 - self.jac))
-        shift = step * self.rhs
-        return lambda y: factor * (y + shift)
+        gain = scale * factor + offset
+        shift = (scale * step) * (factor * self.rhs)
+        return lambda y: gain * y + shift
+
+    def resolvent(self, step):
+        return self._affine(step, 1.0, 0.0)
+
+    def reflected_resolvent(self, step):
+        # 2J - I is elementwise affine too: two passes per application.
+        return self._affine(step, 2.0, -1.0)
 
 
 def _resolve_activation(activation):

@@ -271,17 +271,25 @@ class Subdifferential(ResolventOperator):
 
     def resolvent(self, step):
         check_positive(step, "step")
-        f = self.function
-        if f.separable:
-            # A separable function acts entrywise, so on a tuple (multi-tier)
-            # vector its prox is the prox of each block.
-            def prox_blocks(x):
-                if isinstance(x, tuple):
-                    return tuple(f.prox(part, step) for part in x)
-                return f.prox(x, step)
+        return self._blockwise(self.function.prox, step)
 
-            return prox_blocks
-        return lambda x: f.prox(x, step)
+    def reflected_resolvent(self, step):
+        # 2·prox - I, in one pass where the function knows a closed form
+        # (ReLU's reflection is |x|).
+        check_positive(step, "step")
+        return self._blockwise(self.function.reflect, step)
+
+    def _blockwise(self, fn, step):
+        if self.function.separable:
+            # A separable function acts entrywise, so on a tuple (multi-tier)
+            # vector it acts on each block.
+            def blocks(x):
+                if isinstance(x, tuple):
+                    return tuple(fn(part, step) for part in x)
+                return fn(x, step)
+
+            return blocks
+        return lambda x: fn(x, step)
 
 
 class NormalCone(Subdifferential):

@@ -71,6 +71,12 @@ class ProxFunction(ABC):
     def prox(self, x, step: float = 1.0):
         """The proximal operator with parameter ``step`` (> 0)."""
 
+    def reflect(self, x, step: float = 1.0):
+        r"""The reflected prox :math:`2\operatorname{prox}_{\text{step}\,f}(x) - x`
+        (Peaceman–Rachford's reflection); subclasses with a cheaper closed
+        form override it."""
+        return 2.0 * self.prox(x, step) - x
+
     def __call__(self, x):
         return self.value(x)
 

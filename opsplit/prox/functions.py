@@ -107,6 +107,11 @@ class NonNegative(ProxFunction):
         check_positive(step, "step")
         return namespace(x).maximum(x, 0.0)
 
+    def reflect(self, x, step=1.0):
+        """``2·max(x, 0) - x = |x|``: one pass."""
+        check_positive(step, "step")
+        return namespace(x).abs(x)
+
 
 class Box(ProxFunction):
     r"""Indicator of the box ``low ≤ x ≤ high`` (entrywise); its prox is clipping.

@@ -20,8 +20,9 @@ class State(NamedTuple):
     z : array or tuple
         The governing fixed-point variable (``x`` for forward–backward, the
         auxiliary ``u`` for Peaceman–Rachford and Douglas–Rachford).
-    x : array or tuple
-        The current solution estimate.
+    x : array or tuple or None
+        The current solution estimate (``None`` between checks for methods
+        that compute it only on demand; see :meth:`SplittingMethod.complete`).
     delta : array or tuple or None
         ``z_new - z_old`` from the last step, whose norm is the fixed-point
         residual; ``None`` before the first step.
@@ -65,6 +66,11 @@ class SplittingMethod(ABC):
     @abstractmethod
     def update(self, prepared, state: State) -> State:
         """One iteration; pure, inputs are not modified."""
+
+    def complete(self, prepared, state: State) -> State:
+        """Fill in what :meth:`update` left out for speed (``x`` when a method
+        iterates on another variable); the driver calls it at each check."""
+        return state
 
     def solution(self, state: State):
         return state.x

@@ -20,6 +20,7 @@ class _Resolvents(NamedTuple):
 
 class _Reflections(NamedTuple):
     reflect_A: Callable
+    reflect_B: Callable
     of_B: Callable
 
 
@@ -39,10 +40,13 @@ class PeacemanRachford(SplittingMethod):
 
     .. math::
 
-        x = J_{\alpha B}(u), \qquad w = 2x - u, \qquad
-        u^{+} = 2\,J_{\alpha A}(w) - w ,
+        w = R_{\alpha B}(u) = 2 J_{\alpha B}(u) - u, \qquad
+        u^{+} = R_{\alpha A}(w) = 2\,J_{\alpha A}(w) - w ,
 
-    and returns :math:`x = J_{\alpha B}(u)`.  It converges for every
+    and returns :math:`x = J_{\alpha B}(u)`.  Both reflections are applied in
+    one pass where the structure allows: for an affine ``A`` the Cayley matrix
+    :math:`2(I + \alpha L)^{-1} - I` is formed once, and ReLU's reflection
+    is :math:`|u|`.  It converges for every
     ``step = α > 0`` when ``A`` (or ``B``) is strongly monotone and
     Lipschitz; its residual is ``‖u⁺ - u‖``.
 
@@ -66,16 +70,25 @@ class PeacemanRachford(SplittingMethod):
     def prepare(self, problem):
         _prepare_resolvents(self, problem)  # capability checks
         return _Reflections(
-            problem.A.reflected_resolvent(self.step), problem.B.resolvent(self.step)
+            problem.A.reflected_resolvent(self.step),
+            problem.B.reflected_resolvent(self.step),
+            problem.B.resolvent(self.step),
         )
 
     def init(self, prepared, x0):
         return State(z=x0, x=prepared.of_B(x0))
 
     def update(self, prepared, state):
-        u, x = state.z, state.x
-        u_new = prepared.reflect_A(reflect(x, u))
-        return State(z=u_new, x=prepared.of_B(u_new), delta=sub(u_new, u))
+        # u⁺ = R_A R_B u; x = J_B(u⁺) is only needed when someone looks, so it
+        # is left to complete() (the driver calls it at checks and at the end).
+        u = state.z
+        u_new = prepared.reflect_A(prepared.reflect_B(u))
+        return State(z=u_new, x=None, delta=sub(u_new, u))
+
+    def complete(self, prepared, state):
+        if state.x is not None:
+            return state
+        return state._replace(x=prepared.of_B(state.z))
 
     def error_factor(self, margin, lipschitz, monotonicity=0.0):
         r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|u^{+} - u\|` for the returned
