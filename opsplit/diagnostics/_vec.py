@@ -13,7 +13,7 @@ import numpy as np
 from array_api_compat import device
 
 from .._backend import namespace, to_numpy
-from .._vectors import is_tuple, vmap
+from .._vectors import batch_sq_norms, first_array, is_tuple, vmap
 
 __all__ = [
     "like_of",
@@ -81,13 +81,9 @@ def random_vector(shape, like, rng, batch=(), scale=1.0):
     return parts if blocked else parts[0]
 
 
-def _first(x):
-    return x[0] if is_tuple(x) else x
-
-
 def batch_dot(a, b, nb: int):
     """⟨a, b⟩ over all but the ``nb`` leading axes (summed over blocks)."""
-    xp = namespace(_first(a))
+    xp = namespace(first_array(a))
     parts = vmap(lambda u, v: xp.sum(u * v, axis=tuple(range(nb, u.ndim))), a, b)
     if is_tuple(parts):
         total = parts[0]
@@ -98,7 +94,7 @@ def batch_dot(a, b, nb: int):
 
 
 def batch_norm(a, nb: int):
-    return namespace(_first(a)).sqrt(batch_dot(a, a, nb))
+    return namespace(first_array(a)).sqrt(batch_sq_norms(a, nb))
 
 
 def host(x) -> np.ndarray:

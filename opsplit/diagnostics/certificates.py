@@ -89,10 +89,10 @@ import math
 
 import numpy as np
 
-from .._backend import namespace, to_numpy
-from .._vectors import axpy, batch_sq_norms, first_array, lincomb, scale, sub
+from .._vectors import axpy, lincomb, scale, sub
 from ..operators.monotone import ForwardOperator
 from ..splitting import DouglasRachford, ForwardBackward, PeacemanRachford
+from ._vec import batch_norm, host
 from .rates import dr_contraction
 
 __all__ = [
@@ -202,8 +202,7 @@ def uniqueness_certificate(margin: float | None, source: str) -> tuple[bool | No
 
 
 def _norms(v, batch_ndim):
-    xp = namespace(first_array(v))
-    return np.asarray(to_numpy(xp.sqrt(batch_sq_norms(v, batch_ndim))), dtype=np.float64)
+    return host(batch_norm(v, batch_ndim))
 
 
 def _fb_element(A_x, A_xn, x, x_new, step):
