@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from .._io import save_figure
 from ._cli import add_common_arguments, load_classifier, load_test_batch
 
 __all__ = ["add_arguments", "run"]
@@ -107,6 +108,6 @@ def run(args) -> int:
         from ..plot import step_sweep
 
         fig = step_sweep(study, title=f"iterations to {args.tol:g} on {name}")
-        fig.savefig(args.out, dpi=120)
+        save_figure(fig, args.out, dpi=120)
         print(f"figure written to {args.out}")
     return 0

@@ -21,8 +21,6 @@ naming the first field whose presence, shape, dtype or values do not fit.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .._backend import namespace, to_numpy
+from .._io import atomic_write
 from .optim import tree_items, tree_unflatten
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION"]
@@ -129,18 +128,8 @@ def save_checkpoint(path, params, opt_state=None, *, epoch: int, meta: dict | No
     arrays = _arrays(params, opt_state)
     arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write, save_figure
 from .data import DATASETS, load_dataset
 from .optim import SGD, Adam, ConstantSchedule, OneCycleSchedule, StepSchedule
 from .train import CHECKPOINT_NAME, METHODS, Classifier, FitHistory, fit
@@ -163,18 +162,12 @@ def plot_residuals(history: FitHistory, path, *, max_curves: int = 6) -> Path:
         plot.residuals(results, labels, ax=ax, title=title)
     axes[0].set_ylabel("relative fixed-point residual")
     axes[1].set_ylabel("")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _write_json(path: Path, document: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(document, f, indent=1)
-    os.replace(tmp, path)
 
 
 def run(args) -> int:

@@ -30,13 +30,13 @@ import gzip
 import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .._io import atomic_write
 
 __all__ = [
     "Dataset",
@@ -304,19 +304,21 @@ def _download(name: str, target: Path, mirrors) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for mirror in mirrors:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(mirror + name, timeout=60) as r:
-                shutil.copyfileobj(r, out)
-            if _sha256(Path(tmp)) != MNIST_FILES[name][0]:
-                raise ValueError("checksum mismatch")
-            os.replace(tmp, target)
+            # The checksum is verified before the rename: a bad download never
+            # takes the target's name.
+            with atomic_write(target) as out, urllib.request.urlopen(
+                mirror + name, timeout=60
+            ) as r:
+                digest = hashlib.sha256()
+                for block in iter(lambda: r.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+                if digest.hexdigest() != MNIST_FILES[name][0]:
+                    raise ValueError("checksum mismatch")
             return
         except (OSError, ValueError) as exc:
             errors.append(f"{mirror}{name}: {exc}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     raise FileNotFoundError("could not download MNIST:\n  " + "\n  ".join(errors))
 
 
