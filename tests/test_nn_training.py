@@ -395,6 +395,14 @@ def test_cli_train_end_to_end(tmp_path, capsys):
     assert hist["config"]["width"] == 8 and hist["config"]["seed"] == 3
     assert len(hist["epochs"]) == 1 and 0 <= hist["epochs"][0]["test_acc"] <= 1
     assert (ck / CHECKPOINT_NAME).is_file()
+    assert not (ck / "residuals.png").exists()  # --plot went elsewhere
+    # without --plot the curves go next to the checkpoint; --no-plot writes none
+    default = argv[:argv.index("--plot")] + argv[argv.index("--plot") + 2:]
+    assert cli.main(default + ["--checkpoint-dir", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "residuals.png").is_file()
+    assert cli.main(default + ["--checkpoint-dir", str(tmp_path / "e"), "--no-plot"]) == 0
+    assert not (tmp_path / "e" / "residuals.png").exists()
+    capsys.readouterr()
     # --resume continues to epoch 2 from the checkpoint
     assert cli.main(argv[:4] + ["2", "--resume"] + argv[5:]) == 0
     out = capsys.readouterr().out

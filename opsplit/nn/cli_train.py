@@ -98,7 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_.add_argument("--no-progress", dest="progress", action="store_false",
                       help="no progress bars")
     run_.add_argument("--plot", type=Path, default=None, metavar="PNG",
-                      help="write forward and backward residual curves (one per epoch) here")
+                      help="write forward and backward residual curves here "
+                      "(default: residuals.png in --checkpoint-dir)")
+    run_.add_argument("--no-plot", action="store_true", help="write no residual plot")
     run_.add_argument("--out", type=Path, default=None, metavar="JSON",
                       help="write the per-epoch history and settings here")
 
@@ -211,8 +213,11 @@ def run(args) -> int:
         config=config,
         log=lambda line: print(line, flush=True),
     )
-    if args.plot is not None:
-        print(f"residual curves: {plot_residuals(history, args.plot)}")
+    plot_path = args.plot
+    if plot_path is None and not args.no_checkpoint:
+        plot_path = args.checkpoint_dir / "residuals.png"
+    if plot_path is not None and not args.no_plot and history.records:
+        print(f"residual curves: {plot_residuals(history, plot_path)}")
     if args.out is not None:
         _write_json(args.out, {
             "config": {**history.model.config(), **config, "seed": args.seed},
