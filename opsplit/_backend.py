@@ -14,7 +14,6 @@ __all__ = [
     "namespace",
     "device",
     "to_numpy",
-    "is_floating",
     "check_floating",
     "same_library",
     "sum_of_squares",
@@ -51,10 +50,6 @@ def to_numpy(x) -> np.ndarray:
         return x.get()
     return np.from_dlpack(x)
 
-
-def is_floating(x) -> bool:
-    """True when ``x`` has a real floating dtype."""
-    return namespace(x).isdtype(x.dtype, "real floating")
 
 
 def check_floating(x, name: str) -> None:

@@ -82,9 +82,6 @@ def batch_sq_norms(x, batch_ndim: int):
     return sum_of_squares(xp, flat)
 
 
-def shape_of(x):
-    return tuple(p.shape for p in x) if is_tuple(x) else x.shape
-
 
 def dtype_of(x):
     return x[0].dtype if is_tuple(x) else x.dtype

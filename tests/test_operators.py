@@ -91,7 +91,7 @@ class WrongAdjointDense(Dense):
     """A dense operator whose adjoint is deliberately wrong (applies ``M``, not ``Mᵀ``)."""
 
     def rmatvec(self, y):
-        return self._xp.matmul(y, self._matrix_t)
+        return y @ self._matrix_t
 
 
 # -- the registry -------------------------------------------------------------

@@ -90,8 +90,7 @@ class Dense(LinearOperator):
         self.dtype = matrix.dtype
         self.in_shape = (matrix.shape[1],)
         self.out_shape = (matrix.shape[0],)
-        self._xp = namespace(matrix)
-        self._matrix_t = self._xp.matrix_transpose(matrix)
+        self._matrix_t = namespace(matrix).matrix_transpose(matrix)
 
     def matvec(self, x):
         check_trailing(x, self.in_shape)
@@ -99,7 +98,7 @@ class Dense(LinearOperator):
 
     def rmatvec(self, y):
         check_trailing(y, self.out_shape, "y")
-        return self._xp.matmul(y, self.matrix)
+        return y @ self.matrix
 
     def to_dense(self, like=None):
         return self.matrix
