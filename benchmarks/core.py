@@ -32,17 +32,20 @@ Usage::
     python benchmarks/core.py --dtype float32
     python benchmarks/core.py --backend cupy       # needs CuPy and a GPU
     python benchmarks/core.py --n 200 --batch 32 --repeats 3   # quick look
+    python benchmarks/core.py --threads 1          # BLAS threads (default: the library's)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import opsplit as ops
 from opsplit._backend import namespace, to_numpy
@@ -81,8 +84,9 @@ def build(xp, n: int, batch: int, m: float, dtype: str, seed: int):
 
 
 def bare_matrix(xp, M, method) -> object:
-    """The matrix the bare work multiplies by: ``M`` or ``(I + αM)⁻¹``."""
-    if isinstance(method, ops.ForwardBackward):
+    """The matrix the bare work multiplies by: ``M`` for a method that evaluates
+    ``A`` (forward–backward), ``(I + αM)⁻¹`` for one that applies its resolvent."""
+    if not issubclass(method.requires[0], ops.ResolventOperator):
         return M
     eye = xp.eye(M.shape[0], dtype=M.dtype)
     return xp.linalg.inv(eye + method.step * M)
@@ -214,7 +218,21 @@ def main(argv=None) -> int:
     p.add_argument("--maxiter", type=int, default=5000, help="for the solve to --tol")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", action="store_true", help="also time the primitive operations")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads (threadpoolctl); default: the library's own")
     args = p.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        return run(args)
+
+
+def _blas_threads() -> str:
+    counts = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+    return ", ".join(map(str, counts)) or "no BLAS found"
+
+
+def run(args) -> int:
     if args.tol is None:
         args.tol = 1e-8 if args.dtype == "float64" else 1e-5
 
@@ -226,6 +244,9 @@ def main(argv=None) -> int:
         f"{args.repeats} interleaved repetitions (medians); "
         f"opsplit from {Path(ops.__file__).parent}"
     )
+    load = os.getloadavg()
+    print(f"BLAS threads {_blas_threads()}; {os.cpu_count()} CPUs; "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     header = (
         "| method | step | bare ms | update ms | solve ms | ratio solve/bare | "
         "ratio (check_every=K) | ratio update/bare | "

@@ -72,7 +72,7 @@ def part1_checks(rng) -> None:
     conv = Conv2dFFT(K, (8, 8))
     imw = ops.Identity((2, 8, 8)) - conv
     m = dg.margin(imw)
-    D = dg.dense_matrix(imw)
+    D = imw.to_dense()
     print(f"  margin of I - W (W a 2-channel 8x8 convolution): {m.describe()}")
     expect(
         abs(m - np.linalg.eigvalsh((D + D.T) / 2).min()) < 1e-10,
@@ -182,14 +182,12 @@ def part3_rates(prob, m, L, runs, out: Path):
 
 def part4_mondeq(args, out: Path) -> None:
     from opsplit import nn
-    from opsplit.diagnostics._cli import load_classifier
-    from opsplit.diagnostics.cli_study import findings, step_grid
-    from opsplit.nn.data import load_dataset
+    from opsplit.nn.cli_study import findings, step_grid
 
     print("\n4. monDEQ")
-    data = load_dataset("mnist-sample")
+    data = nn.load_dataset("mnist-sample")
     if args.checkpoint:
-        model, params, _ = load_classifier(args.checkpoint)
+        model, params, _ = nn.load_classifier(args.checkpoint)
     else:
         model = nn.Classifier.dense(in_features=data.features, width=87)
         params = model.init_params(seed=0, dtype="float32")
@@ -205,15 +203,15 @@ def part4_mondeq(args, out: Path) -> None:
             )
         model, params = hist.model, hist.params
         print(f"  trained {args.epochs} epochs: test accuracy {hist.test_accuracy:.1%}")
-    cert = dg.certify_classifier(model, params)
+    cert = nn.certify_classifier(model, params)
     print("  " + cert.summary().replace("\n", "\n  "))
     expect(cert.margin_check.passed, "λ_min(sym(I - W)) >= m")
     x, y = data.x_test[:256], data.y_test[:256]
-    rc = dg.robustness_radii(model, params, x, cert=cert)
-    print("  " + rc.summary(labels=y).replace("\n", "\n  "))
+    rc = nn.robustness_radii(model, params, x, cert=cert)
+    print("  " + rc.summary(labels=y, scale=data.std, unit="pixel units").replace("\n", "\n  "))
     # The paper's α ∈ {1, ..., 1/64}, extended past twice FB's bound 2m/L².
     steps = step_grid(7, None, float(cert.margin), float(cert.lipschitz))
-    study = dg.mondeq_step_study(
+    study = nn.mondeq_step_study(
         model, params, x[:128], steps=steps, tol=1e-4, maxiter=500, cert=cert
     )
     print("  " + study.table().replace("\n", "\n  "))

@@ -1,6 +1,7 @@
 """opsplit: monotone operator splitting on NumPy and CuPy arrays."""
 
 from . import diagnostics, operators, plot, prox, splitting
+from ._certify import Certificate
 from ._result import SolveResult, Status
 from ._solve import solve
 from .operators import (
@@ -15,15 +16,14 @@ from .operators import (
     LinearMonotone,
     LinearOperator,
     MonotoneOperator,
-    NormalCone,
     ResolventOperator,
     StructureError,
-    Subdifferential,
     from_scipy,
     shifted_inverse,
     to_scipy,
 )
 from .problems import Inclusion
+from .prox import NormalCone, Subdifferential
 from .splitting import DouglasRachford, ForwardBackward, PeacemanRachford, SplittingMethod, State
 
 __version__ = "0.1.0"
@@ -36,6 +36,7 @@ __all__ = [
     "splitting",
     "solve",
     "SolveResult",
+    "Certificate",
     "Status",
     "Inclusion",
     "LinearOperator",

@@ -14,7 +14,9 @@ __all__ = [
     "namespace",
     "device",
     "to_numpy",
+    "from_host",
     "check_floating",
+    "check_finite",
     "same_library",
     "sum_of_squares",
 ]
@@ -51,15 +53,80 @@ def to_numpy(x) -> np.ndarray:
     return np.from_dlpack(x)
 
 
+_HOST_DTYPES = ("float32", "float64", "int32", "int64", "bool")
+
+
+def from_host(host, like=None, dtype=None):
+    """Copy host data (a NumPy array, a list) to the library and device of ``like``.
+
+    The one explicit host-to-device transfer, for data sets, initial
+    parameters and index batches.
+
+    Parameters
+    ----------
+    host : array_like
+        Data in host memory.
+    like : array, optional
+        An array of the target library and device; ``None`` keeps NumPy.
+    dtype : str or dtype, optional
+        A dtype name (``"float32"``, ``"float64"``, ``"int32"``, ``"int64"``,
+        ``"bool"``) or a dtype of the target library; default: the dtype of
+        ``like`` (of ``host`` when ``like`` is ``None``).
+
+    Returns
+    -------
+    array
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from opsplit._backend import from_host
+    >>> from_host([1, 2], np.zeros(1, dtype=np.float32)).dtype
+    dtype('float32')
+    >>> from_host([1.0, 2.0], dtype="int64")
+    array([1, 2])
+    """
+    if isinstance(dtype, str) and dtype not in _HOST_DTYPES:
+        raise ValueError(f"dtype must be one of {_HOST_DTYPES}, got {dtype!r}")
+    if like is None:
+        return np.asarray(host, dtype=dtype)
+    xp = namespace(like)
+    if dtype is None:
+        dtype = like.dtype
+    elif isinstance(dtype, str):
+        dtype = getattr(xp, dtype)
+    return xp.asarray(np.asarray(host), dtype=dtype, device=device(like))
+
 
 def check_floating(x, name: str) -> None:
-    """Raise ``TypeError`` naming ``name`` unless it is a real floating array."""
+    """Raise ``TypeError`` naming ``name`` unless it is a real floating array
+    (or a tuple of them: a block vector)."""
+    if isinstance(x, tuple):
+        for i, part in enumerate(x):
+            check_floating(part, f"{name}[{i}]")
+        return
     try:
         xp = namespace(x)
     except TypeError as exc:
         raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
+
+
+def check_finite(x, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless every entry of the array
+    ``x`` (or of each block of a tuple) is finite.
+
+    One reduction and one host transfer: call it once, when data is given
+    (at construction), never inside iterations.
+    """
+    if isinstance(x, tuple):
+        for i, part in enumerate(x):
+            check_finite(part, f"{name}[{i}]")
+        return
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} must be finite, got an array with inf or nan entries")
 
 
 def same_library(a, b, name_a: str, name_b: str) -> None:

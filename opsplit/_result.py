@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ._certify import Certificate
+
 __all__ = ["Status", "SolveResult"]
 
 
@@ -38,8 +40,12 @@ class SolveResult:
     iterations : int
         Number of iterations taken.
     history : numpy.ndarray
-        One fixed-point residual per iteration (the batch maximum when
-        batched), on the host.
+        One fixed-point residual per iteration (relative unless the solve
+        was absolute; the batch maximum when batched), on the host.
+    history_abs : numpy.ndarray or None
+        The absolute residual ``‖z_k - z_{k-1}‖`` per iteration (batch
+        maximum): it grows when a run diverges, while the relative one levels
+        off near 1.  Rate fits use it.
     times : numpy.ndarray
         Wall time in seconds since the start, at each iteration.
     residuals : numpy.ndarray
@@ -48,10 +54,18 @@ class SolveResult:
         Total time of the solve in seconds.
     state : object
         The method's final state; pass it as ``state=`` to warm-start.
+    certificate : Certificate
+        Uniqueness of the zero and the margin behind it (computed on first
+        access: an exact margin costs a small eigenvalue problem).
     margin : float or None
         The strong-monotonicity margin used for certificates.
     unique : bool or None
         ``True`` when ``margin > 0`` proves the zero is unique.
+    verified : bool
+        ``False`` when the margin rests on a declared or supplied constant that
+        nothing checked (see :func:`opsplit.diagnostics.verify`).
+    uniqueness : str
+        The certificate in words.
     error_bound : numpy.ndarray or None
         A bound on ``‖x - x*‖`` per sample, when the method and the known
         constants give one.
@@ -66,16 +80,48 @@ class SolveResult:
     residuals: np.ndarray
     wall_time: float
     state: Any = field(repr=False, default=None)
-    margin: float | None = None
-    unique: bool | None = None
-    uniqueness: str | None = None
-    # Computed on first access: the bound costs a few operator applications,
-    # which a training loop that never reads it should not pay.
-    _error_bound_fn: Callable[[], np.ndarray | None] | None = field(default=None, repr=False)
+    history_abs: np.ndarray | None = field(repr=False, default=None)
+    # Computed on first access: the certificate and the bound cost an eigenvalue
+    # problem or a few operator applications, which a training loop that never
+    # reads them should not pay.
+    _certify_fn: Callable[[], Any] | None = field(default=None, repr=False)
+    _error_bound_fn: Callable[[float], np.ndarray | None] | None = field(default=None,
+                                                                         repr=False)
+
+    @functools.cached_property
+    def certificate(self) -> Certificate:
+        """Uniqueness of the zero and the margin behind it."""
+        if self._certify_fn is None:
+            return Certificate(None, None, False, "uniqueness not certified: no problem known")
+        return self._certify_fn()
+
+    @property
+    def margin(self) -> float | None:
+        """The strong-monotonicity margin of ``A + B`` behind the certificate."""
+        return self.certificate.margin
+
+    @property
+    def unique(self) -> bool | None:
+        """``True`` when the margin proves the zero unique."""
+        return self.certificate.unique
+
+    @property
+    def verified(self) -> bool:
+        """``False`` when the margin rests on a constant nothing checked."""
+        return self.certificate.verified
+
+    @property
+    def uniqueness(self) -> str:
+        """The certificate in words."""
+        return self.certificate.reason
 
     @functools.cached_property
     def error_bound(self) -> np.ndarray | None:
-        return None if self._error_bound_fn is None else self._error_bound_fn()
+        """A bound on ``‖x - x*‖`` per sample, or ``None``."""
+        cert = self.certificate
+        if self._error_bound_fn is None or not cert.unique:
+            return None
+        return self._error_bound_fn(cert.margin)
 
     @property
     def success(self) -> bool:

@@ -9,11 +9,12 @@ import time
 import numpy as np
 
 from ._backend import check_floating, namespace, to_numpy
+from ._certify import certify, error_bound, operator_lipschitz, operator_margin
 from ._result import SolveResult, Status
 from ._validate import check_positive, check_positive_int, check_real
-from ._vectors import batch_sq_norms, dtype_of, is_tuple
+from ._vectors import batch_sq_norms, dtype_of, first_array, is_tuple
 from .problems import Inclusion
-from .splitting._base import SplittingMethod, State
+from .splitting import SplittingMethod, State
 
 __all__ = ["solve"]
 
@@ -46,13 +47,17 @@ def solve(
     prepared=None,
     divergence_ratio: float = 1e8,
     margin: float | None = None,
+    verify=None,
 ) -> SolveResult:
     r"""Solve ``problem`` with ``method`` starting from ``x0``.
 
     The loop is the same for every method: apply ``method.update`` until the
     fixed-point residual of every sample is at most ``tol``, ``maxiter`` is
     reached, an iterate stops being finite, the residual blows up, or the
-    callback asks to stop.  The residual of iteration ``k`` is
+    callback asks to stop.  Whatever the reason, a non-finite solution or
+    operator output in the last step (one a projection mapped back to finite
+    iterates) makes the status ``NONFINITE``.  The residual of iteration
+    ``k`` is
 
     .. math::
 
@@ -61,7 +66,15 @@ def solve(
         r_k = \|z_{k} - z_{k-1}\| \quad(\text{absolute}),
 
     per sample, with ``z`` the method's governing variable and ``ε`` the
-    dtype's machine epsilon; ``history[k]`` is its maximum over the batch.
+    dtype's machine epsilon; ``history[k]`` is its maximum over the batch
+    and ``history_abs[k]`` that of the absolute residual (kept beside the
+    relative one: a diverging run shows in it).
+
+    Where the governing variable may oscillate while the solution converges
+    (Peaceman–Rachford when no positive margin is known), the solve also
+    stops when the solution's own residual
+    :math:`\|x - J_{\alpha B}(x - \alpha A x)\|` (relative like
+    :math:`r_k`), evaluated every 16 iterations, is at most ``tol``.
 
     Parameters
     ----------
@@ -101,8 +114,13 @@ def solve(
         Declare divergence when the absolute residual exceeds this multiple
         of the smallest one seen.
     margin : float, optional
-        Strong-monotonicity margin for the certificates; defaults to what
-        the problem's operators declare.
+        Strong-monotonicity margin for the certificates; defaults to the
+        exact margin of affine operators whose structure gives it, and to
+        what the other operators declare.
+    verify : callable, optional
+        ``verify(problem, result) -> Certificate``, run after the solve to
+        check declared constants, e.g. :func:`opsplit.diagnostics.verify`;
+        its certificate replaces the believed one.
 
     Returns
     -------
@@ -117,6 +135,8 @@ def solve(
     >>> res = ops.solve(ops.Inclusion(F, G), ops.PeacemanRachford(step=1.0), np.zeros(2), tol=1e-12)
     >>> np.allclose(M @ res.x, [1.0, 1.0]), res.status
     (True, <Status.CONVERGED: 'converged'>)
+    >>> res.unique, res.verified       # margin 2, computed from the dense matrix
+    (True, True)
     """
     if not isinstance(problem, Inclusion):
         raise TypeError(f"problem must be an Inclusion, got {type(problem).__name__}")
@@ -133,11 +153,17 @@ def solve(
         margin = check_real(margin, "margin", minimum=0)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
+    if verify is not None and not callable(verify):
+        raise TypeError("verify must be callable, e.g. ops.diagnostics.verify")
 
-    first = x0[0] if is_tuple(x0) else x0
-    xp = namespace(first)
+    xp = namespace(first_array(x0))
     batch_ndim = problem.batch_ndim(x0)
     eps = float(xp.finfo(dtype_of(x0)).eps)
+    known_margin = margin if margin is not None else problem.strong_monotonicity()
+    # Methods whose governing variable may oscillate while x converges (Peaceman–
+    # Rachford without strong monotonicity) also stop on the solution's own
+    # residual, computed every _SOLUTION_CHECK_GAP iterations at most.
+    solution_checks = method.needs_solution_residual(known_margin)
 
     start = time.perf_counter()
     if prepared is None:
@@ -146,14 +172,17 @@ def solve(
         state = method.init(prepared, x0)
 
     history: list[float] = []
+    history_abs: list[float] = []
     times: list[float] = []
     # Per-sample squared norms stay on the device until a check copies them.
     pending_delta = []
-    best_abs = math.inf
+    best_abs, best_at = math.inf, 0
     status = Status.MAX_ITER
     per_sample = None
     iteration = 0
+    detail = ""
     next_check = 1 if check_every == "auto" else check_every
+    next_solution_check = 1
     last_checks: list[tuple[int, float]] = []
     while iteration < maxiter:
         state = method.update(prepared, state)
@@ -177,18 +206,35 @@ def solve(
             prev = times[-1] if times else 0.0
             times.extend(np.linspace(prev, now, len(batch_rel) + 1)[1:].tolist())
         history.extend(batch_rel.tolist())
+        history_abs.extend(batch_abs.tolist())
 
         if not (np.isfinite(batch_rel).all() and np.isfinite(batch_abs).all()):
             status = Status.NONFINITE
             break
-        best_abs = min(best_abs, float(batch_abs.min()))
+        k = int(np.argmin(batch_abs))
+        if batch_abs[k] < best_abs:
+            best_abs, best_at = float(batch_abs[k]), len(history_abs) - len(batch_abs) + k + 1
         if batch_abs[-1] > divergence_ratio * max(best_abs, np.finfo(np.float64).tiny):
             status = Status.DIVERGED
+            growth = batch_abs[-1] / max(best_abs, np.finfo(np.float64).tiny)
+            detail = (f"absolute residual {batch_abs[-1]:.3g} is {growth:.3g} × the smallest "
+                      f"seen, {best_abs:.3g} at iteration {best_at}")
             break
         if batch_rel[-1] <= tol:
             status = Status.CONVERGED
             break
         state = method.complete(prepared, state)
+        if solution_checks and iteration >= next_solution_check:
+            next_solution_check = iteration + _SOLUTION_CHECK_GAP
+            own = _solution_residual(xp, method, prepared, state, batch_ndim, relative, eps)
+            if own is not None and own.max() <= tol:
+                status, per_sample = Status.CONVERGED, own
+                detail = (f"converged in {iteration} iterations: the solution's own residual "
+                          f"‖x - J_αB(x - αA x)‖ {own.max():.3e} <= tol {tol:.1e}, while "
+                          f"{type(method).__name__}'s governing variable still moves "
+                          f"(residual {batch_rel[-1]:.3e}; without strong monotonicity it "
+                          "need not converge)")
+                break
         if callback is not None and callback(iteration, float(batch_rel[-1]), state):
             status = Status.CALLBACK
             break
@@ -199,22 +245,74 @@ def solve(
             next_check = iteration + check_every
 
     state = method.complete(prepared, state)
+    # Every stop passes here: a projection may have mapped an infinite operator
+    # output (kept in state.w) back to finite iterates, which must not converge.
+    if status is not Status.NONFINITE:
+        if state.w is not None and not _all_finite(xp, state.w):
+            status, detail = Status.NONFINITE, (
+                "an operator returned NaN or Inf inside the step (found when the solve "
+                f"stopped at iteration {iteration}; the iterates stayed finite)")
+        elif not _all_finite(xp, state.x):
+            status, detail = Status.NONFINITE, (
+                f"the returned solution is non-finite (NaN or Inf) at iteration {iteration}")
     wall = time.perf_counter() - start
     history_arr = np.asarray(history, dtype=np.float64)
     residuals = per_sample if per_sample is not None else np.zeros(())
     result = SolveResult(
         x=method.solution(state),
         status=status,
-        message=_message(status, iteration, history_arr, tol),
+        message=_message(status, iteration, history_arr, tol, detail,
+                         _hint(status, problem, method, known_margin)),
         iterations=iteration,
         history=history_arr,
+        history_abs=np.asarray(history_abs, dtype=np.float64),
         times=np.asarray(times, dtype=np.float64),
         residuals=residuals,
         wall_time=wall,
         state=state,
     )
-    _certify(result, problem, method, margin, batch_ndim)
+    result._certify_fn = functools.partial(certify, problem, margin)
+    if verify is not None:
+        result.certificate = verify(problem, result)
+    result._error_bound_fn = functools.partial(error_bound, problem, method, state,
+                                               batch_ndim=batch_ndim)
     return result
+
+
+#: Iterations between two evaluations of the solution's own residual (when needed).
+_SOLUTION_CHECK_GAP = 16
+
+
+def _all_finite(xp, x) -> bool:
+    """One reduction and one transfer per block, at the end of a solve."""
+    return all(bool(to_numpy(xp.all(xp.isfinite(p)))) for p in (x if is_tuple(x) else (x,)))
+
+
+def _solution_residual(xp, method, prepared, state, batch_ndim, relative, eps):
+    """Per-sample (relative) norm of ``method.solution_residual``, on the host."""
+    r = method.solution_residual(prepared, state)
+    if r is None:
+        return None
+    sq = [batch_sq_norms(r, batch_ndim)]
+    if relative:
+        sq.append(batch_sq_norms(state.x, batch_ndim))
+    host = np.sqrt(to_numpy(xp.stack(sq)).astype(np.float64))
+    return host[0] / (host[1] + eps) if relative else host[0]
+
+
+def _hint(status, problem, method, margin):
+    """What the user should know about a run that failed."""
+    if status is Status.MAX_ITER:
+        return method.stall_hint(margin)
+    if status is not Status.DIVERGED:
+        return ""
+    for role, op in zip("AB", problem.operators):
+        m, how = operator_margin(op)
+        if how == "computed" and m < 0:
+            return (f"{role} is not monotone (margin {m:.4g}); splitting methods need "
+                    "maximally monotone operators")
+    m_A, _ = operator_margin(problem.A)
+    return method.divergence_hint(problem, m_A, operator_lipschitz(problem.A))
 
 
 def _predicted_gap(checks, tol, longest=64):
@@ -247,62 +345,16 @@ def _residuals_to_host(xp, sq_delta, sq_z, eps):
     return abs_res, abs_res / (host[-1] + eps)
 
 
-def _message(status, iteration, history, tol):
+def _message(status, iteration, history, tol, detail, hint):
     last = history[-1] if history.size else float("nan")
-    return {
-        Status.CONVERGED: f"converged in {iteration} iterations: "
-        f"residual {last:.3e} <= tol {tol:.1e}",
+    text = {
+        Status.CONVERGED: detail
+        or f"converged in {iteration} iterations: residual {last:.3e} <= tol {tol:.1e}",
         Status.MAX_ITER: f"did not converge: residual {last:.3e} > tol {tol:.1e} "
         f"after {iteration} iterations",
-        Status.NONFINITE: f"iterate became non-finite (NaN or Inf) at iteration {iteration}",
-        Status.DIVERGED: f"diverged: residual grew to {last:.3e} by iteration {iteration}; "
-        "the step size may be above the method's safe range",
+        Status.NONFINITE: detail
+        or f"iterate became non-finite (NaN or Inf) at iteration {iteration}",
+        Status.DIVERGED: f"diverged at iteration {iteration}: {detail}",
         Status.CALLBACK: f"stopped by the callback at iteration {iteration} (residual {last:.3e})",
     }[status]
-
-
-def _certify(result, problem, method, margin, batch_ndim):
-    """Attach uniqueness and a-posteriori error certificates when constants allow.
-
-    ``margin`` (of ``A + B``) is the user's, else the problem's declared one;
-    the error bound is the smallest of the method's ``error_factor``·‖delta‖
-    (Lipschitz constant and own strong monotonicity of ``A``) and the bounds
-    from computed inclusion residuals (derivations in
-    :mod:`opsplit.diagnostics.certificates`).
-    """
-    from .diagnostics.certificates import uniqueness_certificate
-
-    if margin is not None:
-        m, source = float(margin), "supplied to solve"
-    elif problem.margin is not None:
-        m, source = float(problem.margin), "supplied with the problem"
-    else:
-        m, source = problem.strong_monotonicity(), "declared by the operators"
-    result.margin = m
-    result.unique, result.uniqueness = uniqueness_certificate(m, source)
-    if m is None or not m > 0 or result.state is None or result.state.delta is None:
-        return
-    result._error_bound_fn = functools.partial(
-        _error_bound, problem, method, result.state, m, batch_ndim
-    )
-
-
-def _error_bound(problem, method, state, m, batch_ndim):
-    """The smallest available bound on ‖x - x*‖ per sample, or ``None``."""
-    from .diagnostics.certificates import inclusion_bound
-    from .operators.monotone import ForwardOperator
-
-    bounds = []
-    lip = problem.A.lipschitz if isinstance(problem.A, ForwardOperator) else None
-    factor = method.error_factor(m, lip, problem.A.strong_monotonicity or 0.0)
-    if factor is not None:
-        xp = namespace(state.delta)
-        step_norm = to_numpy(xp.sqrt(batch_sq_norms(state.delta, batch_ndim)))
-        bounds.append(factor * step_norm.astype(np.float64))
-    computed = inclusion_bound(problem, method, state, m, batch_ndim)
-    if computed is not None:
-        bounds.append(computed)
-    if not bounds:
-        return None
-    bound = np.minimum.reduce(bounds) if len(bounds) > 1 else bounds[0]
-    return np.where(np.isfinite(bound), bound, np.inf)
+    return f"{text}; {hint}" if hint else text

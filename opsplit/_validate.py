@@ -31,6 +31,8 @@ def check_real(value, name: str, *, minimum=None, strict: bool = False, finite=T
 
 def check_positive(value, name: str) -> float:
     """``value`` as a float, raising unless it is a finite real number > 0."""
+    if type(value) is float and 0.0 < value < math.inf:  # the common case, cheaply
+        return value
     return check_real(value, name, minimum=0, strict=True)
 
 

@@ -6,6 +6,8 @@ states need no special case anywhere else.
 
 from __future__ import annotations
 
+import math
+
 from ._backend import namespace, sum_of_squares
 
 __all__ = [
@@ -18,6 +20,14 @@ __all__ = [
     "reflect",
     "batch_sq_norms",
     "is_tuple",
+    "is_block_shape",
+    "block_shapes",
+    "shape_size",
+    "dtype_of",
+    "first_array",
+    "shape_of",
+    "same_shape",
+    "check_same_shape",
 ]
 
 
@@ -25,21 +35,36 @@ def is_tuple(x) -> bool:
     return isinstance(x, tuple)
 
 
+def is_block_shape(shape) -> bool:
+    """True for the shape of a block (tuple) vector: a tuple of array shapes."""
+    return bool(shape) and isinstance(shape[0], tuple)
+
+
+def block_shapes(shape) -> tuple:
+    """The shapes of the blocks: ``shape`` itself for a block shape, else ``(shape,)``."""
+    return tuple(shape) if is_block_shape(shape) else (tuple(shape),)
+
+
+def shape_size(shape) -> int:
+    """The number of entries of one vector of trailing ``shape`` (summed over blocks)."""
+    return sum(math.prod(s) for s in block_shapes(shape))
+
+
 def vmap(fn, *vectors):
     """Apply ``fn`` blockwise over tuple vectors, directly over arrays."""
-    if is_tuple(vectors[0]):
+    if isinstance(vectors[0], tuple):
         return tuple(fn(*parts) for parts in zip(*vectors))
     return fn(*vectors)
 
 
 def add(x, y):
-    if is_tuple(x):
+    if isinstance(x, tuple):
         return tuple(a + b for a, b in zip(x, y))
     return x + y
 
 
 def sub(x, y):
-    if is_tuple(x):
+    if isinstance(x, tuple):
         return tuple(a - b for a, b in zip(x, y))
     return x - y
 
@@ -60,7 +85,7 @@ def lincomb(a, x, b, y):
 
 def reflect(x, y):
     """``2 x - y``: the reflection used by Peaceman–Rachford and Douglas–Rachford."""
-    if is_tuple(x):
+    if isinstance(x, tuple):
         return tuple(2.0 * a - b for a, b in zip(x, y))
     return 2.0 * x - y
 
@@ -71,7 +96,7 @@ def batch_sq_norms(x, batch_ndim: int):
     Returns an array of shape ``x.shape[:batch_ndim]`` (0-d when
     ``batch_ndim == 0``); for a tuple the blocks' squares are summed.
     """
-    if is_tuple(x):
+    if isinstance(x, tuple):
         total = None
         for part in x:
             sq = batch_sq_norms(part, batch_ndim)
@@ -81,8 +106,6 @@ def batch_sq_norms(x, batch_ndim: int):
     flat = x if x.ndim == batch_ndim + 1 else xp.reshape(x, (*x.shape[:batch_ndim], -1))
     return sum_of_squares(xp, flat)
 
-
-
 def dtype_of(x):
     return x[0].dtype if is_tuple(x) else x.dtype
 
@@ -90,3 +113,34 @@ def dtype_of(x):
 def first_array(x):
     """The array itself, or the first block of a tuple."""
     return x[0] if is_tuple(x) else x
+
+
+def shape_of(x):
+    """The shape of an array, or the tuple of its blocks' shapes."""
+    if is_tuple(x):
+        return tuple(tuple(part.shape) for part in x)
+    return tuple(x.shape)
+
+
+def same_shape(a, b) -> bool:
+    """True when ``a`` and ``b`` are both arrays, or both tuples, of equal shapes."""
+    return is_tuple(a) == is_tuple(b) and shape_of(a) == shape_of(b)
+
+
+def check_same_shape(out, x, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when the output ``out`` of an operator
+    does not have the shape (or block structure) of its input ``x``.
+
+    A shape comparison only: no data moves, so it is cheap inside iterations.
+    """
+    if not same_shape(out, x):
+        raise ValueError(
+            f"{name} returned shape {_describe(out)} for an input of shape {_describe(x)}: "
+            "a monotone operator must return the shape of its input"
+        )
+
+
+def _describe(x):
+    if is_tuple(x):
+        return "(" + ", ".join(str(tuple(part.shape)) for part in x) + ")"
+    return str(tuple(x.shape))

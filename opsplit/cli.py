@@ -4,7 +4,12 @@ Subcommands live next to the code they drive; each module provides
 ``add_arguments(parser)`` and ``run(args) -> int``:
 
 - ``train``: :mod:`opsplit.nn.cli_train`
-- ``check``, ``study``: :mod:`opsplit.diagnostics.cli`
+- ``check``: :mod:`opsplit.nn.cli_check`
+- ``study``: :mod:`opsplit.nn.cli_study`
+
+Errors the user can fix (bad arguments, unreadable or mismatched files,
+unwritable directories) are printed as one line, ``opsplit COMMAND: error:
+...``, with exit status 2.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from . import __version__
 
 _SUBCOMMANDS = {
     "train": ("opsplit.nn.cli_train", "train a monDEQ and report its accuracy"),
-    "check": ("opsplit.diagnostics.cli_check", "verify a trained monDEQ checkpoint"),
-    "study": ("opsplit.diagnostics.cli_study", "step-size study of a trained monDEQ"),
+    "check": ("opsplit.nn.cli_check", "verify a trained monDEQ checkpoint"),
+    "study": ("opsplit.nn.cli_study", "step-size study of a trained monDEQ"),
 }
 
 
@@ -50,7 +55,7 @@ def main(argv=None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"opsplit {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,8 +19,10 @@ class Inclusion:
 
     Parameters
     ----------
-    A, B : MonotoneOperator
-        Maximally monotone operators.
+    A : MonotoneOperator
+        A maximally monotone operator (evaluated by forward–backward).
+    B : MonotoneOperator
+        A maximally monotone operator (through its resolvent).
     margin : float, optional
         A strong-monotonicity constant of ``A + B`` known to the user; when
         absent it is taken from the operators' declared constants.

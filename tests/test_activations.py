@@ -10,17 +10,17 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import expit, logit, spence
 
-from opsplit.prox._base import ProxFunction
-from opsplit.prox.activations import (
+from opsplit.prox import (
     Activation,
     HardTanh,
     LeakyReLU,
+    ProxFunction,
     ReLU,
     Sigmoid,
     Softplus,
     Tanh,
-    get_activation,
 )
+from opsplit.prox.activations import activation_config, activation_from_config, get_activation
 
 # independent NumPy/SciPy references: σ, σ', σ⁻¹ and the domain of f
 REFERENCE = {
@@ -302,3 +302,73 @@ def test_bad_step_and_dtype():
         Tanh().prox(np.zeros(2), 0.0)
     with pytest.raises(TypeError, match="x"):
         Tanh().prox(np.zeros(2, dtype=int), 0.5)
+
+
+# every registered activation with non-default parameters, its expected
+# configuration and an independent NumPy formula of the activation
+CONFIGS = [
+    (ReLU(), {"name": "relu"}, lambda v: np.maximum(v, 0)),
+    (LeakyReLU(slope=0.3), {"name": "leaky_relu", "slope": 0.3},
+     lambda v: np.where(v >= 0, v, 0.3 * v)),
+    (HardTanh(low=-0.5, high=2.0), {"name": "hardtanh", "low": -0.5, "high": 2.0},
+     lambda v: np.clip(v, -0.5, 2.0)),
+    (Tanh(), {"name": "tanh"}, np.tanh),
+    (Sigmoid(), {"name": "sigmoid"}, expit),
+    (Softplus(), {"name": "softplus"}, lambda v: np.logaddexp(0, v)),
+]  # fmt: skip
+
+
+def test_config_covers_every_registered_activation():
+    assert {cfg["name"] for _, cfg, _ in CONFIGS} == set(ALL)
+
+
+@pytest.mark.parametrize("act, expected, formula", CONFIGS, ids=[c["name"] for _, c, _ in CONFIGS])
+def test_config_round_trip_is_exact(act, expected, formula):
+    """The configuration names every parameter, survives JSON, and rebuilds an
+    activation that computes the same function (LeakyReLU(0.3) must not come
+    back as the default slope 0.01)."""
+    import json
+
+    cfg = activation_config(act)
+    assert cfg == expected
+    back = activation_from_config(json.loads(json.dumps(cfg)))
+    assert type(back) is type(act) and activation_config(back) == cfg
+    v = np.linspace(-4, 4, 41)
+    np.testing.assert_allclose(back.activate(v), formula(v), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(back.prox(v, 0.3), act.prox(v, 0.3), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "config, error, match",
+    [
+        ({"name": "gelu"}, ValueError, "unknown activation 'gelu'"),
+        ({"slope": 0.3}, ValueError, "no 'name'"),
+        ({"name": "leaky_relu"}, ValueError, r"missing \['slope'\]"),
+        ({"name": "hardtanh", "low": -1.0}, ValueError, r"missing \['high'\]"),
+        ({"name": "relu", "slope": 0.3}, ValueError, r"unknown \['slope'\]"),
+        ({"name": "leaky_relu", "slope": 0.3, "alpha": 1.0}, ValueError, r"unknown \['alpha'\]"),
+        ({"name": "leaky_relu", "slope": 2.0}, ValueError, "slope"),
+        ({"name": "LeakyReLU", "slope": 0.3}, ValueError, "unknown activation"),
+        ({"name": 3}, TypeError, "name"),
+        ([("name", "relu")], TypeError, "config"),
+    ],
+)
+def test_config_incomplete_or_unknown_is_an_error(config, error, match):
+    with pytest.raises(error, match=match):
+        activation_from_config(config)
+
+
+def test_config_of_an_unregistered_activation_is_an_error():
+    class Custom(ReLU):
+        pass
+
+    with pytest.raises(ValueError, match="Custom is not a registered activation"):
+        activation_config(Custom())
+    with pytest.raises(TypeError, match="activation"):
+        activation_config("relu")
+
+
+def test_hardtanh_bounds_are_numbers():
+    """Box takes array bounds; the activation stays configured by two numbers."""
+    with pytest.raises(TypeError, match="low must be a real number"):
+        HardTanh(np.array([-1.0, 0.0]), 1.0)

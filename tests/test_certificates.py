@@ -15,7 +15,6 @@ import pytest
 
 import opsplit as ops
 from opsplit.diagnostics import (
-    dense_matrix,
     fb_error_factor,
     margin,
     opnorm,
@@ -118,7 +117,7 @@ def _reference(problem, x0, step):
     Peaceman–Rachford to identify the active pieces, then an exact solve on them."""
     res = ops.solve(problem, ops.PeacemanRachford(step=step), x0, tol=1e-8, maxiter=4000)
     core = problem.A.op.in_shape
-    M = dense_matrix(problem.A.op)
+    M = problem.A.op.to_dense()
     flat = (-1, math.prod(core))
     prox = problem.B.function
     x = np.reshape(res.x, flat)
@@ -233,10 +232,17 @@ def test_uniqueness_messages():
     G = ops.Subdifferential(Zero())
     prob = ops.Inclusion(F, G)
     res = ops.solve(prob, ops.PeacemanRachford(step=0.5), np.zeros(2), tol=1e-10)
-    assert res.unique is None and res.error_bound is None  # nothing declared
-    assert "not certified" in res.uniqueness
+    # nothing declared: the margin 1 of the dense matrix is computed, not left unknown
+    assert res.unique is True and res.verified and math.isclose(res.margin, 1.0)
+    assert "computed exactly" in res.uniqueness
+    grad = ops.Gradient(lambda x: x @ M.T + np.array([1.0, -1.0]))
+    res = ops.solve(ops.Inclusion(grad, G), ops.ForwardBackward(step=0.1), np.zeros(2),
+                    tol=1e-10)
+    assert res.unique is None and res.error_bound is None  # nonlinear, nothing declared
+    assert "not certified" in res.uniqueness and not res.verified
     res = ops.solve(prob, ops.PeacemanRachford(step=0.5), np.zeros(2), tol=1e-10, margin=1.0)
     assert res.unique and "supplied to solve" in res.uniqueness
+    assert "declared, not verified" in res.uniqueness and not res.verified
     assert res.error_bound.shape == ()
     assert np.linalg.norm(res.x - np.linalg.solve(M, [-1.0, 1.0])) <= res.error_bound
     res = ops.solve(prob, ops.ForwardBackward(step=0.1), np.zeros(2), tol=1e-10, margin=0.0)
@@ -292,6 +298,29 @@ def test_dense_matrix_is_independent_of_structure():
     # The constants used above come from structure-aware rules; compare one
     # convolution problem with plain NumPy on its dense matrix.
     op, _ = _conv_problem(np.random.default_rng(0))
-    D = dense_matrix(op)
+    D = op.to_dense()
     assert math.isclose(float(margin(op)), np.linalg.eigvalsh((D + D.T) / 2).min(), rel_tol=1e-9)
     assert math.isclose(float(opnorm(op)), np.linalg.norm(D, 2), rel_tol=1e-9)
+
+
+def test_computed_margin_and_verify_on_backends(backend):
+    """The exact margin, the refutation search and the stop on the solution's own
+    residual run on every backend (array_api_strict refuses NumPy-only idioms)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((10, 20))  # AᵀA singular: margin 0, u need not converge
+    AtA = A.T @ A
+    F = ops.LinearMonotone(ops.Dense(backend.asarray(AtA)),
+                           backend.asarray(-(A.T @ rng.standard_normal(10))))
+    prob = ops.Inclusion(F, ops.Subdifferential(ops.prox.L1(1.0)))
+    x0 = backend.asarray(np.zeros((3, 20)))
+    res = ops.solve(prob, ops.PeacemanRachford(0.05), x0, tol=1e-8, maxiter=5000)
+    assert res.success and "own residual" in res.message
+    assert res.margin == 0.0 and res.unique is False and res.verified
+    smooth = ops.Gradient(lambda x: 2.0 * x, strong_monotonicity=1.0)
+    res = ops.solve(ops.Inclusion(smooth, prob.B), ops.ForwardBackward(0.1), x0, tol=1e-8,
+                    verify=ops.diagnostics.verify)
+    assert res.unique is True and res.verified and "checked by sampling" in res.uniqueness
+    overstated = ops.Gradient(lambda x: 2.0 * x, strong_monotonicity=3.0)
+    res = ops.solve(ops.Inclusion(overstated, prob.B), ops.ForwardBackward(0.1), x0, tol=1e-8,
+                    verify=ops.diagnostics.verify)
+    assert res.unique is False and "declared 3-strongly monotone" in res.uniqueness

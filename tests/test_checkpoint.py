@@ -1,4 +1,5 @@
-"""Checkpoints: round trips, validation against the model, atomic writes."""
+"""Checkpoints: round trips, validation against the model, atomic writes, clear
+errors for unreadable files, and the trained model reloaded exactly."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
-from opsplit.nn import CheckpointError, load_checkpoint, save_checkpoint
+import opsplit as ops
+from opsplit import nn
+from opsplit.nn import CheckpointError, load_checkpoint, load_classifier, save_checkpoint
 from opsplit.nn import checkpoint as ck_mod
 from opsplit.nn.optim import Adam
 
@@ -125,11 +128,12 @@ def test_foreign_and_future_files_are_refused(tmp_path):
     np.savez(tmp_path / "future.npz", **{"meta.json": np.frombuffer(meta, np.uint8)})
     with pytest.raises(CheckpointError, match="format version 99"):
         load_checkpoint(tmp_path / "future.npz", params)
-    # an object array would need pickle: refused, never unpickled
+    # an object array would need pickle: refused, never unpickled, never advised to
     np.savez(tmp_path / "obj.npz", **{"meta.json": np.array([{"a": 1}], dtype=object)})
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="array of Python objects") as err:
         load_checkpoint(tmp_path / "obj.npz", params)
-    with pytest.raises(FileNotFoundError):
+    assert "pickle" not in str(err.value)
+    with pytest.raises(FileNotFoundError, match="missing.npz does not exist"):
         load_checkpoint(tmp_path / "missing.npz", params)
 
 
@@ -175,3 +179,88 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="meta must be JSON-serialisable"):
         save_checkpoint("x.npz", _params(), epoch=0, meta={"f": object()})
     assert not os.path.exists("x.npz")
+
+
+UNREADABLE = {
+    "empty": b"",
+    "text": b"width=87\nm=1.0\n",          # numpy's loader calls this pickled data
+    "npy": None,                            # a bare .npy, not an archive
+    "truncated": "truncate",
+    "garbage": bytes(range(256)) * 4,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNREADABLE))
+def test_every_unreadable_file_gets_the_same_clear_error(tmp_path, kind):
+    params = _params()
+    path = tmp_path / "bad.npz"
+    content = UNREADABLE[kind]
+    if content is None:
+        with open(path, "wb") as f:
+            np.save(f, np.ones(3))
+    elif content == "truncate":
+        good = save_checkpoint(tmp_path / "good.npz", params, epoch=1)
+        path.write_bytes(good.read_bytes()[:200])
+    else:
+        path.write_bytes(content)
+    for load in (lambda: load_checkpoint(path, params), lambda: load_classifier(path)):
+        with pytest.raises(CheckpointError) as err:
+            load()
+        message = str(err.value)
+        assert message.startswith(f"checkpoint {path} is corrupted or truncated and cannot be read")
+        assert "pickle" not in message and "\n" not in message
+    with pytest.raises(CheckpointError, match="cannot be opened"):
+        load_checkpoint(tmp_path, params)  # a directory
+
+
+# ------------------------------------------------------ the trained model ---
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return nn.load_dataset("digits").subset(train=64, test=16)
+
+
+def _train(model, data, directory):
+    params = model.init_params(seed=0)
+    return nn.fit(model, params, data, epochs=1, batch_size=32, checkpoint_dir=directory,
+                  progress=False, config={"dataset": "digits"})
+
+
+def test_the_issue_model_reloads_exactly(digits, tmp_path):
+    """Regression: LeakyReLU(slope=0.3), DouglasRachford(relaxation=1.7) and
+    tol=1e-3 came back as slope 0.01, relaxation 1.0 and tol 0.01."""
+    model = nn.Classifier.dense(
+        digits.features, 8, activation=ops.prox.LeakyReLU(slope=0.3),
+        method=ops.DouglasRachford(step=1.0, relaxation=1.7), tol=1e-3,
+    )
+    history = _train(model, digits, tmp_path)
+    loaded, params, meta = load_classifier(tmp_path / nn.CHECKPOINT_NAME)
+    deq = loaded.deq
+    assert isinstance(deq.activation, ops.prox.LeakyReLU) and deq.activation.slope == 0.3
+    assert deq.method == ops.DouglasRachford(step=history.model.alpha, relaxation=1.7)
+    assert deq.tol == 1e-3 and deq.maxiter == 300
+    assert loaded.config() == history.model.config() and meta["epoch"] == 1
+    for name, leaf in ck_mod.tree_items(history.params):
+        np.testing.assert_array_equal(dict(ck_mod.tree_items(params))[name], leaf)
+
+
+def test_a_checkpoint_without_an_exact_model_config_is_refused(digits, tmp_path):
+    model = nn.Classifier.dense(digits.features, 8)
+    _train(model, digits, tmp_path)
+    path = tmp_path / nn.CHECKPOINT_NAME
+    ck = load_checkpoint(path, model.init_params(0))
+    config = ck.meta["config"]
+    broken = {**config, "model": {k: v for k, v in config["model"].items() if k != "tol"}}
+    save_checkpoint(path, ck.params, epoch=1, meta={**ck.meta, "config": broken})
+    with pytest.raises(CheckpointError, match=r"invalid model configuration: .*missing \['tol'\]"):
+        load_classifier(path)
+    # the format before model configurations (flat, activation by class name)
+    old = {"model": "dense", "in_features": 64, "width": 8, "m": 1.0, "weight_norm": False,
+           "num_classes": 10, "method": "DouglasRachford", "activation": "LeakyReLU"}
+    save_checkpoint(path, ck.params, epoch=1, meta={"alpha": 1.0, "config": old})
+    with pytest.raises(CheckpointError, match="invalid model configuration"):
+        load_classifier(path)
+    save_checkpoint(path, ck.params, epoch=1, meta={"alpha": 1.0})
+    with pytest.raises(CheckpointError, match="records no model configuration"):
+        load_classifier(path)

@@ -21,7 +21,6 @@ from opsplit.diagnostics import (
     check_moreau,
     check_nonexpansive,
     check_reflected,
-    dense_matrix,
     lanczos,
     margin,
     opnorm,
@@ -98,7 +97,7 @@ def test_margin_and_norm_dense_against_numpy(backend, dtype):
 def test_margin_of_convolutions_is_exact_per_frequency(backend):
     K = backend.asarray(_rand((3, 3, 3, 3)) * 0.3)
     conv = Conv2dFFT(K, (5, 6))
-    D = backend.to_numpy(dense_matrix(conv))  # applies the operator to every basis vector
+    D = backend.to_numpy(conv.to_dense())  # applies the operator to every basis vector
     ev = np.linalg.eigvalsh((D + D.T) / 2)
     m = margin(conv)
     assert "FFT symbol" in m.method and m.exact
@@ -119,7 +118,7 @@ def test_margin_of_block_operators_by_lanczos(backend):
             [ops.Dense(backend.asarray(_rand((4, 5), 2))),
              ops.Dense(backend.asarray(_skew_plus(4, np.full(4, 0.1), 3)))]]
     L = BlockLowerTriangular(rows)
-    D = backend.to_numpy(dense_matrix(L))
+    D = backend.to_numpy(L.to_dense())
     ref = np.linalg.eigvalsh((D + D.T) / 2).min()
     m = margin(L, method="lanczos")
     assert not m.exact and "Lanczos" in m.method
@@ -359,3 +358,24 @@ def test_unbatched_callables_are_applied_row_by_row():
     assert check_monotone(per_sample, np.zeros(5), strong=1.0, batched=False).passed
     rep = check_lipschitz(per_sample, np.zeros(5), 1.5, batched=False, search_steps=5)
     assert not rep.passed and 1.5 < rep.worst <= 2.0
+
+
+def test_search_options_object_and_keywords_are_one_thing():
+    from opsplit.diagnostics import SearchOptions
+
+    op = ops.Gradient(lambda x: x - 2.0 * np.sin(x))  # not monotone near 0
+    x_like = np.zeros(3)
+    quick = SearchOptions(samples=8, search_steps=3, keep=2, seed=4)
+    by_object = check_monotone(op, x_like, options=quick)
+    by_keywords = check_monotone(op, x_like, samples=8, search_steps=3, keep=2, seed=4)
+    assert by_object.worst == by_keywords.worst and not by_object.passed
+    assert by_object.evaluations == by_keywords.evaluations
+    overridden = check_monotone(op, x_like, options=quick, seed=5)  # keywords win
+    assert overridden.worst != by_object.worst
+    with pytest.raises(TypeError, match="'sample'"):
+        check_monotone(op, x_like, sample=8)
+    with pytest.raises(TypeError, match="options"):
+        check_monotone(op, x_like, options={"samples": 8})
+    for bad in (dict(keep=0), dict(samples=1.5), dict(scale=0.0), dict(search_steps=-1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SearchOptions(**bad)

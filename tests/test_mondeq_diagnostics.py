@@ -1,5 +1,6 @@
 """monDEQ certificates: exact margin, norms, Lipschitz bound, robustness radii
-(checked against a brute-force attack), the step study and the commands."""
+(checked against a brute-force attack), certified accuracy at fixed radii, the
+step study and the ``opsplit check`` / ``opsplit study`` commands."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ import math
 import numpy as np
 import pytest
 
+import opsplit as ops
 from opsplit import nn
 from opsplit.cli import main
-from opsplit.diagnostics import (
+from opsplit.diagnostics import check_lipschitz
+from opsplit.nn import (
     certify_classifier,
     certify_layer,
-    check_lipschitz,
     mondeq_step_study,
     robustness_radii,
+    save_checkpoint,
 )
-from opsplit.diagnostics.rates import fb_step_limit
-from opsplit.nn.checkpoint import save_checkpoint
+
+
+def fb_step_limit(m, L):
+    return 2 * m / L**2
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +46,14 @@ def test_layer_certificate_against_numpy(small):
     bound = np.linalg.norm(params.head.weight, 2) * np.linalg.norm(params.deq.U, 2) / m_ref
     assert math.isclose(cert.lipschitz_bound, bound, rel_tol=1e-12)
     assert cert.unique and "unique" in cert.uniqueness
-    assert math.isclose(cert.fb_step_limit, 2 * m_ref / np.linalg.norm(M, 2) ** 2)
+    L_ref = np.linalg.norm(M, 2)
+    assert math.isclose(cert.step_limits["fb"], 2 * m_ref / L_ref**2)
+    assert cert.step_limits["pr"] == cert.step_limits["dr"] == math.inf
+    assert math.isclose(cert.best_steps["pr"], 1 / L_ref)
+    assert math.isclose(cert.best_steps["fb"], m_ref / L_ref**2)
     text = cert.summary()
-    for piece in ("λ_min", "OK", "‖I - W‖", "Lipschitz bound", "unique"):
+    for piece in ("λ_min", "OK", "‖I - W‖", "Lipschitz bound", "unique", "fb: α < 2m/L²",
+                  "pr: every α", "dr: every α"):
         assert piece in text
 
 
@@ -131,6 +141,33 @@ def test_radius_accounts_for_the_solve_error(small):
     assert "certified l2 radii over 16 samples" in text and "accuracy 100.0%" in text
 
 
+def test_certified_accuracy_at_fixed_radii(small):
+    """Regression: the summary reported the certified accuracy at the quartiles of
+    the radii, so it always read 75 / 50 / 25 % of the correct samples."""
+    model, params, x = small
+    rc = robustness_radii(model, params, x)
+    labels = rc.predictions.copy()
+    labels[:4] = (labels[:4] + 1) % 3  # four wrong predictions
+    eps = (0.0, float(np.median(rc.radii)), 1e9)
+    got = rc.certified_accuracy(labels, eps)
+    right = rc.predictions == labels
+    expected = [right.mean(), np.mean(right & (rc.radii >= eps[1])), 0.0]
+    np.testing.assert_allclose(got, expected)
+    # pixel units: a radius r in standardised units is r·std in pixel units
+    std = 0.3
+    np.testing.assert_allclose(rc.certified_accuracy(labels, [e * std for e in eps], scale=std),
+                               expected)
+    # the summary reports the chosen radii, not the data's quartiles
+    text = rc.summary(labels=labels, eps=(0.01, 1e9))
+    assert "accuracy 75.0%" in text and "ε=0.01:" in text and "ε=1e+09: 0.0%" in text
+    two = robustness_radii(model, params, x[:2])
+    assert two.summary(labels=two.predictions, eps=(1e9,)).endswith("ε=1e+09: 0.0%")
+    with pytest.raises(ValueError, match="eps must be finite numbers >= 0"):
+        rc.certified_accuracy(labels, [-0.1])
+    with pytest.raises(ValueError, match=r"labels must have shape \(16,\)"):
+        rc.certified_accuracy(labels[:3], [0.1])
+
+
 def test_step_study_on_a_layer():
     # Small margin: forward–backward has a narrow safe range, PR converges for every α.
     model = nn.Classifier.dense(in_features=6, width=12, num_classes=3, m=0.5)
@@ -140,6 +177,7 @@ def test_step_study_on_a_layer():
     x = np.random.default_rng(3).standard_normal((20, 6))
     study = mondeq_step_study(model, params, x, tol=1e-5, maxiter=800)
     limit = fb_step_limit(study.m, study.L)
+    assert study.labels == ("FB", "PR", "DR")
     fb, pr = study.labels.index("FB"), study.labels.index("PR")
     for j, a in enumerate(study.steps):
         if a < limit:
@@ -152,17 +190,36 @@ def test_step_study_on_a_layer():
     assert math.isclose(study.m, cert.margin) and math.isclose(study.L, cert.lipschitz)
 
 
+def test_step_study_keeps_the_models_own_hyperparameters():
+    dr = ops.DouglasRachford(step=1.0, relaxation=1.7)
+    model = nn.Classifier.dense(in_features=6, width=8, num_classes=3, method=dr)
+    params = model.init_params(seed=2, dtype="float64")
+    x = np.random.default_rng(3).standard_normal((4, 6))
+    study = mondeq_step_study(model, params, x, methods=("dr", "pr"), steps=(0.5,), tol=1e-6)
+    def iterations(method):
+        ref = model.deq.with_options(method=method, tol=1e-6, maxiter=500, check_every=1)
+        return ref.forward(params.deq, x)[1].result.iterations
+
+    relaxed = iterations(ops.DouglasRachford(step=0.5, relaxation=1.7))
+    assert relaxed != iterations(ops.DouglasRachford(step=0.5))  # the relaxation matters here
+    assert study.results[("DR", 0.5)].iterations == relaxed
+    assert study.results[("PR", 0.5)].iterations == iterations(ops.PeacemanRachford(step=0.5))
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from opsplit.nn.data import load_dataset
-
-    ds = load_dataset("digits")
-    model = nn.Classifier.dense(in_features=ds.features, width=16, m=1.0)
-    params = model.init_params(seed=0, dtype="float32")
-    path = tmp_path_factory.mktemp("ck") / "last.npz"
-    save_checkpoint(path, params, epoch=1,
-                    meta={"alpha": 0.5, "config": {**model.config(), "dataset": "digits"}})
-    return path, model, params
+    """A checkpoint written by training (one epoch on digits), with a leaky ReLU
+    of slope 0.3 and Douglas–Rachford with relaxation 1.7."""
+    ds = nn.load_dataset("digits").subset(train=128, test=64)
+    model = nn.Classifier.dense(
+        in_features=ds.features, width=16, m=1.0,
+        activation=ops.prox.LeakyReLU(slope=0.3),
+        method=ops.DouglasRachford(step=1.0, relaxation=1.7), tol=1e-3,
+    )
+    directory = tmp_path_factory.mktemp("ck")
+    history = nn.fit(model, model.init_params(seed=0), ds, epochs=1, batch_size=64,
+                     checkpoint_dir=directory, progress=False, config={"dataset": "digits"})
+    return directory / nn.CHECKPOINT_NAME, history.model, history.params
 
 
 def test_check_command(checkpoint, capsys):
@@ -174,22 +231,125 @@ def test_check_command(checkpoint, capsys):
     assert f"{cert.lipschitz_bound:.6g}" in out
     assert "unique zero" in out and "certified l2 radii over 20 samples" in out
     assert "first 20 test images of digits" in out
+    # the model as trained, not rebuilt from defaults (regression: slope 0.01, relaxation 1)
+    assert "activation leaky_relu(slope=0.3)" in out
+    assert "relaxation=1.7" in out and "tol 0.001" in out
+    # the certified accuracy at the requested radii, in pixel units, from the same radii
+    x, y = nn.load_dataset("digits").x_test[:20], nn.load_dataset("digits").y_test[:20]
+    rc = robustness_radii(model, params, x)
+    std = nn.load_dataset("digits").std
+    assert main(["check", str(path), "--samples", "20", "--eps", "0", "0.05"]) == 0
+    out = capsys.readouterr().out
+    fractions = rc.certified_accuracy(y, (0.0, 0.05), scale=std)
+    assert f"ε=0: {fractions[0]:.1%}, ε=0.05: {fractions[1]:.1%}" in out
 
 
 def test_study_command(checkpoint, capsys, tmp_path):
     path, _, _ = checkpoint
     out_png = tmp_path / "study.png"
     assert main(["study", str(path), "--samples", "16", "--steps", "4", "--maxiter", "200",
-                 "--out", str(out_png)]) == 0
+                 "--plot", str(out_png)]) == 0
     out = capsys.readouterr().out
     assert "method" in out and "1/8" in out and "PR at its best α" in out
+    assert "relaxation=1.7" in out
     assert out_png.stat().st_size > 1000
+    # by default the figure goes next to the checkpoint, like the training plot
+    assert main(["study", str(path), "--samples", "8", "--steps", "2", "--methods", "pr,DR"]) == 0
+    assert (path.parent / "study.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "FB" not in out.split("method")[1].split("iterations")[0]
+    assert main(["study", str(path), "--methods", "admm"]) == 2
+    assert "unknown method 'admm'" in capsys.readouterr().err
 
 
-def test_commands_report_bad_input(tmp_path, capsys):
-    assert main(["check", str(tmp_path / "missing.npz")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a zip")
-    assert main(["study", str(bad)]) == 2
-    assert "not a readable opsplit checkpoint" in capsys.readouterr().err
+def _unreadable(tmp_path):
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, (np.ones(3),), epoch=1)
+    files = {
+        "empty.npz": b"",
+        "notes.txt": b"this is a text file, not a checkpoint\n",
+        "garbage.npz": bytes(range(256)),
+        "truncated.npz": good.read_bytes()[:150],
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    return [tmp_path / name for name in files]
+
+
+@pytest.mark.parametrize("command", ["check", "study"])
+def test_commands_report_unreadable_checkpoints_in_one_line(tmp_path, capsys, command):
+    assert main([command, str(tmp_path / "missing.npz")]) == 2
+    err = capsys.readouterr().err
+    missing = tmp_path / "missing.npz"
+    assert err == f"opsplit {command}: error: checkpoint {missing} does not exist\n"
+    for path in _unreadable(tmp_path):
+        assert main([command, str(path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err == (f"opsplit {command}: error: checkpoint {path} is corrupted or "
+                                f"truncated and cannot be read: "
+                                + captured.err.split("cannot be read: ")[1])
+        assert captured.err.count("\n") == 1 and "pickle" not in captured.err
+    # a readable .npz that is not a training checkpoint
+    assert main([command, str(tmp_path / "good.npz")]) == 2
+    assert "records no model configuration" in capsys.readouterr().err
+
+
+def test_commands_validate_arguments_before_any_work(checkpoint, capsys, tmp_path):
+    path, _, _ = checkpoint
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", str(path), "--data", "foo"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "invalid choice: 'foo'" in captured.err
+    # a data set that does not fit the model is rejected before the certificate is printed
+    assert main(["check", str(path), "--data", "mnist-sample"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "has 784 features per image" in captured.err
+    for bad in (["--samples", "0"], ["--eps", "x"]):
+        with pytest.raises(SystemExit):
+            main(["check", str(path), *bad])
+        assert capsys.readouterr().out == ""
+    assert main(["check", str(path), "--eps", "-1"]) == 2
+    assert "--eps must be finite numbers >= 0" in capsys.readouterr().err
+    # study on the full MNIST files without them: the advice names a flag study has
+    empty = tmp_path / "mnist"
+    empty.mkdir()
+    assert main(["study", str(path), "--data", "mnist", "--data-dir", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "--download" in err
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    assert "--download" in capsys.readouterr().out
+    # an unwritable figure location fails before the study runs
+    (tmp_path / "file").write_text("")
+    assert main(["study", str(path), "--plot", str(tmp_path / "file" / "s.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "not a writable directory" in captured.err
+
+
+def test_nothing_below_nn_imports_it():
+    """Layering: the monDEQ certificates and commands used to live in
+    ``opsplit.diagnostics`` and import ``opsplit.nn`` (lazily, inside functions)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(ops.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if parts[0] in ("nn", "cli.py"):
+            continue
+        package = ["opsplit", *parts[:-1]]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                names = [".".join([*base, node.module or ""])]
+                names += [f"{names[0]}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(n == "opsplit.nn" or n.startswith("opsplit.nn.") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []

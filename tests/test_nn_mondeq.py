@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 import pytest
 
 import opsplit as ops
 from opsplit import nn
 from opsplit.nn.deq import LinearizedActivation
-from opsplit.nn.mondense import DenseOperators
 from opsplit.prox.activations import get_activation
 
 N_IN, WIDTH, BATCH = 5, 12, 3
@@ -148,22 +148,99 @@ def test_relu_equilibrium_matches_active_set_solution():
 def test_methods_agree_and_operators_are_shared():
     layer, p, x = make_case(m=0.5, weight_norm=True)
     pr = nn.MonDEQ(layer, method=ops.PeacemanRachford(1.0), tol=1e-12, maxiter=2000)
-    operators = pr.prepare(p)
-    assert isinstance(operators, DenseOperators)
-    assert [s for s, _ in operators.inverses] == [1.0]
-    z_pr, state = pr.forward(p, x, operators=operators)
-    assert state.operators is operators
-    # the inverse really is (I + α(I - W))⁻¹
+    prepared = pr.prepare(p)
+    assert isinstance(prepared, nn.PreparedOperators)
+    assert prepared.backward is prepared.forward  # one precomputation for both passes
+    assert prepared.forward.step == 1.0 and prepared.forward.forward is None
+    z_pr, state = pr.forward(p, x, prepared=prepared)
+    assert state.prepared is prepared
+    # the inverse really is (I + α(I - W))⁻¹, the Cayley matrix 2(I + α(I - W))⁻¹ - I
     M = layer.monotone_matrix(p)
-    inv = operators.inverse(1.0)[1].to_dense()
+    inv = prepared.forward.inverse.to_dense()
     np.testing.assert_allclose(inv @ (np.eye(WIDTH) + M), np.eye(WIDTH), atol=1e-12)
+    np.testing.assert_allclose(prepared.forward.cayley.to_dense(), 2 * inv - np.eye(WIDTH))
     fb = nn.MonDEQ(layer, method=ops.ForwardBackward(fb_step(layer, p)), tol=1e-12, maxiter=20000)
-    assert fb.prepare(p).inverses == ()  # forward–backward needs no inverse
+    steps = fb.prepare(p).forward
+    assert steps.inverse is None and steps.cayley is None  # forward–backward needs no inverse
+    np.testing.assert_allclose(steps.forward.to_dense(), np.eye(WIDTH) - fb_step(layer, p) * M)
     z_fb, _ = fb.forward(p, x)
     np.testing.assert_allclose(z_fb, z_pr, atol=1e-9)
     # a warm start from the solution converges at once
-    _, warm = pr.forward(p, x, operators=operators, z0=state.result.state.z)
+    _, warm = pr.forward(p, x, prepared=prepared, z0=state.result.state.z)
     assert warm.result.iterations <= 2
+    # a precomputation made for other methods or steps is refused, not silently rebuilt
+    with pytest.raises(ValueError, match="prepared does not fit"):
+        pr.forward(p, x, prepared=fb.prepare(p))
+    with pytest.raises(ValueError, match="prepared does not fit"):
+        pr.with_step(0.5).forward(p, x, prepared=prepared)
+    with pytest.raises(TypeError, match="prepared must be"):
+        pr.forward(p, x, prepared=prepared.forward)
+
+
+PRECOMPUTATION_CASES = {
+    # (forward method, backward method) -> (inversions, Cayley matrices, forward-step matrices)
+    "PR": ((ops.PeacemanRachford(0.7), None), (1, 1, 0)),
+    "DR": ((ops.DouglasRachford(0.7), None), (1, 1, 0)),
+    "FB": ((ops.ForwardBackward(0.05), None), (0, 0, 1)),
+    "PR+FB same step": ((ops.PeacemanRachford(0.05), ops.ForwardBackward(0.05)), (1, 1, 1)),
+    "PR+DR other step": ((ops.PeacemanRachford(0.7), ops.DouglasRachford(0.3)), (2, 2, 0)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRECOMPUTATION_CASES))
+def test_one_precomputation_per_parameter_update(case, monkeypatch):
+    """prepare + forward + backward + jvp form each n×n matrix once: one inverse
+    and one Cayley matrix per step size (none for forward–backward, which gets
+    one forward-step matrix), the adjoint problem using their transposed views.
+    Counted by recording every inversion and every Dense built, and matching
+    the built matrices against independently computed ones."""
+    (method, backward_method), (n_inv, n_cayley, n_forward) = PRECOMPUTATION_CASES[case]
+    layer, p, x = make_case(m=0.5)
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((BATCH, WIDTH))
+    dp = nn.DenseParams(**{k: rng.standard_normal(np.shape(v)) for k, v in p.arrays().items()})
+    M = layer.monotone_matrix(p)
+    eye = np.eye(WIDTH)
+    steps = {method.step, (backward_method or method).step}
+    expected = {"cayley": [], "inverse": [], "forward": [], "monotone": [M]}
+    for a in steps:
+        inv = np.linalg.inv(eye + a * M)
+        expected["inverse"].append(inv)
+        expected["cayley"].append(2 * inv - eye)
+        expected["forward"].append(eye - a * M)
+
+    xp = array_api_compat.array_namespace(p.A)
+    inversions, built = [], []
+    real_inv, real_init = xp.linalg.inv, ops.Dense.__init__
+    monkeypatch.setattr(xp.linalg, "inv", lambda a: inversions.append(a) or real_inv(a))
+
+    def recording_init(self, matrix):
+        built.append(np.array(matrix))
+        real_init(self, matrix)
+
+    monkeypatch.setattr(ops.Dense, "__init__", recording_init)
+    deq = nn.MonDEQ(layer, method=method, backward_method=backward_method, tol=1e-8,
+                    maxiter=5000)
+    z, state = deq.forward(p, x, prepared=deq.prepare(p))
+    deq.backward(p, state, g)
+    deq.jvp(p, state, dp, x)
+    deq.jvp(p, state, dx=x)
+    monkeypatch.undo()
+
+    def count(kind, transpose=False):
+        targets = [t.T if transpose else t for t in expected[kind]]
+        return sum(
+            any(b.shape == t.shape and np.allclose(b, t, rtol=0, atol=1e-12) for t in targets)
+            for b in built
+        )
+
+    assert len(inversions) == n_inv
+    assert count("monotone") == 1
+    assert (count("inverse"), count("cayley"), count("forward")) == (n_inv, n_cayley, n_forward)
+    # the adjoint problem built no matrix of its own
+    assert (count("inverse", True), count("cayley", True), count("forward", True)) == (0, 0, 0)
+    assert len(built) == 1 + n_inv + n_cayley + n_forward
+    assert state.result.success
 
 
 # -- the backward pass -----------------------------------------------------------------
@@ -251,11 +328,11 @@ def test_adjoint_identity_of_equilibrium_jacobian(activation, weight_norm):
     # the splitting JVP is the dense one
     np.testing.assert_allclose(jv, deq.exact_jvp(p, state, v_p, v_x), atol=1e-10)
     # a broken adjoint: I - W in place of its transpose (a forgotten .T) fails
-    ops_ = state.operators
-    untransposed = ops_._replace(
-        monotone=ops_.monotone.H, inverses=tuple((s, inv.H) for s, inv in ops_.inverses)
+    prepared = state.prepared
+    untransposed = prepared._replace(
+        monotone=prepared.monotone.H, forward=prepared.forward.H, backward=prepared.backward.H
     )
-    _, grad_x_wrong = deq.backward(p, state._replace(operators=untransposed), w)
+    _, grad_x_wrong = deq.backward(p, state._replace(prepared=untransposed), w)
     lhs_x = np.sum(deq.jvp(p, state, dx=v_x) * w)
     assert abs(lhs_x - np.sum(grad_x * v_x)) <= 1e-10 * max(abs(lhs_x), 1.0)
     assert abs(lhs_x - np.sum(grad_x_wrong * v_x)) > 1e-3 * abs(lhs_x)
@@ -289,7 +366,9 @@ def test_with_step_and_options():
     mixed = nn.MonDEQ(layer, backward_method=ops.ForwardBackward(0.05)).with_step(2.0)
     assert mixed.method.step == 2.0 and mixed._bw_method.step == 0.05
     assert mixed.with_step(2.0, backward_step=0.02)._bw_method.step == 0.02
-    assert [s for s, _ in mixed.prepare(p).inverses] == [2.0]
+    prepared = mixed.prepare(p)
+    assert (prepared.forward.step, prepared.backward.step) == (2.0, 0.05)
+    assert prepared.forward.forward is None and prepared.backward.inverse is None
     z, _ = other.forward(p, x)
     assert z.shape == (BATCH, WIDTH)
     assert deq.with_options(tol=1e-3).tol == 1e-3

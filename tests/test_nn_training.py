@@ -1,9 +1,11 @@
 """Training: model pieces against finite differences, optimizers against hand
-computations, the classifier's gradient, α tuning, fit (reproducible,
-resumable) and the ``opsplit train`` command."""
+computations, the classifier's gradient and exact configuration, α tuning,
+fit (reproducible, resumable, BLAS threads, progress bars) and the
+``opsplit train`` command."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -11,27 +13,34 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+import threadpoolctl
 from scipy.special import log_softmax
 
+import opsplit as ops
 from opsplit import cli
 from opsplit.nn import (
+    CHECKPOINT_NAME,
     SGD,
     Adam,
     CheckpointError,
     Classifier,
     Flatten,
     Linear,
+    MonDEQ,
     OneCycleSchedule,
     StepSchedule,
+    blas_threads,
     fit,
     load_checkpoint,
     load_dataset,
     save_checkpoint,
     softmax_cross_entropy,
+    tune_alpha,
 )
 from opsplit.nn.layers import LinearParams, accuracy_count
 from opsplit.nn.optim import tree_items, tree_map
-from opsplit.nn.train import CHECKPOINT_NAME, tune_alpha
+from opsplit.prox import activations as act_mod
+from opsplit.splitting import METHODS, method_config
 
 
 def _fd_directional(f, params, direction, eps=1e-6):
@@ -251,8 +260,128 @@ def test_classifier_bad_input():
         Classifier.dense(12, 6, m=0.0)
     with pytest.raises(ValueError, match="m must be > 0"):
         Classifier.dense(12, 6, m=-1.0)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="unknown method 'admm'"):
         Classifier.dense(12, 6, method="admm")
+
+
+# ------------------------------------------------------- the configuration ---
+
+#: One instance per registered method, every hyperparameter away from its default.
+METHOD_CASES = {
+    "fb": ops.ForwardBackward(step=0.37),
+    "pr": ops.PeacemanRachford(step=0.61),
+    "dr": ops.DouglasRachford(step=0.43, relaxation=1.7),
+}
+
+#: Every registered activation, every parameter away from its default.
+ACTIVATION_CASES = {
+    "relu": {},
+    "leaky_relu": {"slope": 0.3},
+    "hardtanh": {"low": -0.5, "high": 2.0},
+    "tanh": {},
+    "sigmoid": {},
+    "softplus": {},
+}
+
+#: The MonDEQ options and the model's own, away from their defaults.
+OPTIONS = {
+    "m": 0.7, "weight_norm": True, "tol": 1e-3, "maxiter": 77, "num_classes": 4,
+    "backward_method": ops.DouglasRachford(step=0.29, relaxation=0.6),
+    "backward_tol": 2e-3, "backward_maxiter": 55, "check_every": 3,
+}
+
+
+def _registered_activations():
+    return {cls.name for cls in vars(act_mod).values()
+            if isinstance(cls, type) and issubclass(cls, act_mod.Activation)
+            and getattr(cls, "name", None)}
+
+
+def test_the_cases_cover_every_method_activation_and_option():
+    assert set(METHOD_CASES) == set(METHODS)
+    for name, method in METHOD_CASES.items():
+        for f in dataclasses.fields(method):
+            assert getattr(method, f.name) != f.default, (name, f.name)
+    assert set(ACTIVATION_CASES) == _registered_activations()
+    for name, params in ACTIVATION_CASES.items():
+        act = act_mod.get_activation(name, **params)
+        assert set(params) == set(act.config_fields), name
+        default = act_mod.get_activation(name)
+        assert all(getattr(act, k) != getattr(default, k) for k in params), name
+    deq_fields = {f.name for f in dataclasses.fields(MonDEQ)}
+    assert deq_fields - {"layer", "activation", "method"} <= set(OPTIONS)
+    defaults = Classifier.dense(12, 6).config()
+    built = _model("dr", "leaky_relu", OPTIONS).config()
+    for key, value in OPTIONS.items():
+        where = built["layer"] if key in ("m", "weight_norm") else built
+        before = defaults["layer"] if key in ("m", "weight_norm") else defaults
+        expected = method_config(value) if key == "backward_method" else value
+        assert where[key] == expected != before[key], key
+
+
+def _model(method, activation, options):
+    options = dict(options)
+    return Classifier.dense(
+        12, 5, method=METHOD_CASES[method],
+        activation=act_mod.get_activation(activation, **ACTIVATION_CASES[activation]),
+        m=options.pop("m", 1.0), weight_norm=options.pop("weight_norm", False),
+        tol=options.pop("tol", 1e-2), maxiter=options.pop("maxiter", 300),
+        num_classes=options.pop("num_classes", 10), **options,
+    )
+
+
+@pytest.mark.parametrize("options", [{}, OPTIONS], ids=["defaults", "all-options"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_CASES))
+@pytest.mark.parametrize("method", sorted(METHOD_CASES))
+def test_config_round_trip_is_exact(method, activation, options):
+    model = _model(method, activation, options)
+    config = model.config()
+    back = Classifier.from_config(json.loads(json.dumps(config)))
+    assert back.config() == config
+    # field by field against the model that was built, not only against config()
+    for f in dataclasses.fields(MonDEQ):
+        if f.name != "activation":
+            assert getattr(back.deq, f.name) == getattr(model.deq, f.name), f.name
+    assert type(back.deq.activation) is type(model.deq.activation)
+    for key in ACTIVATION_CASES[activation]:
+        assert getattr(back.deq.activation, key) == ACTIVATION_CASES[activation][key]
+    assert back.num_classes == model.num_classes
+    # and the rebuilt model computes the same thing
+    params = model.init_params(seed=1, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((3, 12))
+    np.testing.assert_array_equal(back.logits(params, x), model.logits(params, x))
+
+
+def test_from_config_never_falls_back_to_a_default():
+    config = _model("dr", "leaky_relu", OPTIONS).config()
+    Classifier.from_config(config)
+
+    def broken(edit):
+        c = copy.deepcopy(config)
+        edit(c)
+        return c
+
+    cases = [
+        (r"model config is not exact: missing \['tol'\]", lambda c: c.pop("tol")),
+        (r"unknown \['colour'\]", lambda c: c.update(colour="red")),
+        (r"activation 'leaky_relu'.*missing \['slope'\]", lambda c: c["activation"].pop("slope")),
+        (r"DouglasRachford is not exact: missing \['relaxation'\]",
+         lambda c: c["method"].pop("relaxation")),
+        (r"unknown method 'admm'", lambda c: c["method"].update(name="admm")),
+        (r"MonDense is not exact: missing \[\], unknown \['depth'\]",
+         lambda c: c["layer"].update(depth=3)),
+        (r"missing \['weight_norm'\]", lambda c: c["layer"].pop("weight_norm")),
+        (r"layer config must name one of \['dense'\], got 'conv'",
+         lambda c: c["layer"].update(name="conv")),
+        (r"method config has no 'name'", lambda c: c["backward_method"].pop("name")),
+        (r"unknown activation 'swish'", lambda c: c["activation"].update(name="swish")),
+        (r"slope must be in \(0, 1\]", lambda c: c["activation"].update(slope=3.0)),
+    ]
+    for message, edit in cases:
+        with pytest.raises(ValueError, match=message):
+            Classifier.from_config(broken(edit))
+    with pytest.raises(ValueError, match="model config must be a dict"):
+        Classifier.from_config([("tol", 1e-3)])
 
 
 def test_tune_alpha_follows_the_halving_rule():
@@ -328,8 +457,16 @@ def test_resume_continues_exactly(digits, tmp_path):
     assert _same(full.params, resumed.params) and _same(full.opt_state, resumed.opt_state)
     assert resumed.records[1].test_acc == full.records[1].test_acc
     # a checkpoint from another model is refused, naming the field
-    with pytest.raises(CheckpointError, match="written with width=16, but this run has width=8"):
+    with pytest.raises(CheckpointError, match="written with model.layer.width=16, "
+                                              "but this run has model.layer.width=8"):
         _fit(Classifier.dense(64, 8), digits, tmp_path, epochs=3, resume=True)
+    # so is one whose activation parameter differs (it used to be recorded by class name only)
+    leaky = Classifier.dense(64, 16, activation=ops.prox.LeakyReLU(slope=0.3))
+    _fit(leaky, digits, tmp_path, epochs=1)
+    with pytest.raises(CheckpointError, match=r"model.activation.slope=0.3, but this run has "
+                                              r"model.activation.slope=0.01"):
+        _fit(Classifier.dense(64, 16, activation="leaky_relu"), digits, tmp_path, epochs=2,
+             resume=True)
 
 
 def test_resume_from_a_corrupted_checkpoint_fails_and_keeps_it(digits, tmp_path):
@@ -359,6 +496,51 @@ def test_fit_rejects_mismatched_data(digits):
         _fit(Classifier.dense(784, 8), digits)
     with pytest.raises(ValueError, match="resume=True needs a checkpoint_dir"):
         _fit(Classifier.dense(64, 8), digits, resume=True)
+
+
+def test_fit_checks_its_arguments_and_outputs_before_training(digits, tmp_path):
+    model = Classifier.dense(64, 8)
+    lines = []
+    with pytest.raises(ValueError, match="epochs must be > 0"):
+        _fit(model, digits, epochs=0, log=lines.append)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match=f"checkpoint_dir {blocker / 'ck'} is not a writable"):
+        _fit(model, digits, blocker / "ck", log=lines.append)
+    with pytest.raises(ValueError, match=r"config must not set \['seed'\]"):
+        _fit(model, digits, config={"seed": 3}, log=lines.append)
+    assert lines == []  # no epoch began
+
+
+def _blas_threads():
+    return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_fit_limits_blas_threads_during_the_run_only(digits):
+    before = _blas_threads()
+    seen = []
+    model = Classifier.dense(64, 8)
+    _fit(model, digits.subset(64, 16), threads=1, log=lambda line: seen.append(_blas_threads()))
+    assert seen and all(counts == [1] * len(before) for counts in seen)
+    assert _blas_threads() == before
+    seen.clear()
+    _fit(model, digits.subset(64, 16), threads=None, log=lambda line: seen.append(_blas_threads()))
+    assert all(counts == before for counts in seen)
+    # "auto": one thread for small products, the library's choice for large ones
+    assert blas_threads("auto", model, 128) == 1
+    assert blas_threads("auto", Classifier.dense(784, 1000), 256) is None
+    assert blas_threads(2, model, 128) == 2
+    with pytest.raises(ValueError, match="threads must be > 0"):
+        blas_threads(0, model, 128)
+
+
+def test_progress_bars_only_on_a_terminal(digits, capsys):
+    small = digits.subset(64, 16)
+    model = Classifier.dense(64, 8)
+    fit(model, model.init_params(0), small, epochs=1, batch_size=32)  # stderr is captured
+    assert "epoch 1/1" not in capsys.readouterr().err
+    fit(model, model.init_params(0), small, epochs=1, batch_size=32, progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err
 
 
 def test_fit_on_array_api_strict_matches_numpy(digits):
@@ -392,7 +574,7 @@ def test_cli_train_end_to_end(tmp_path, capsys):
     assert "test accuracy:" in out and "after 1 epochs" in out
     assert (tmp_path / "res.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     hist = json.loads((tmp_path / "h.json").read_text())
-    assert hist["config"]["width"] == 8 and hist["config"]["seed"] == 3
+    assert hist["config"]["model"]["layer"]["width"] == 8 and hist["config"]["seed"] == 3
     assert len(hist["epochs"]) == 1 and 0 <= hist["epochs"][0]["test_acc"] <= 1
     assert (ck / CHECKPOINT_NAME).is_file()
     assert not (ck / "residuals.png").exists()  # --plot went elsewhere
@@ -407,9 +589,21 @@ def test_cli_train_end_to_end(tmp_path, capsys):
     assert cli.main(argv[:4] + ["2", "--resume"] + argv[5:]) == 0
     out = capsys.readouterr().out
     assert "resuming from" in out and "after 2 epochs" in out
-    # bad values are clear errors (exit status 2)
+    # bad values are clear errors (exit status 2), found before any training
     assert cli.main(argv[:4] + ["1", "--m", "0"] + argv[5:]) == 2
     assert "m must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv[:4] + ["0"] + argv[5:])
+    assert exit_.value.code == 2
+    assert "--epochs: must be an integer >= 1, got 0" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    blocked = argv[:argv.index("--checkpoint-dir") + 1] + [str(tmp_path / "file" / "ck")]
+    assert cli.main(blocked + argv[argv.index("--checkpoint-dir") + 2:]) == 2
+    captured = capsys.readouterr()
+    assert "--checkpoint-dir" in captured.err and "not a writable directory" in captured.err
+    assert "epoch" not in captured.out  # failed before the first epoch
+    assert cli.main(argv[:4] + ["1", "--threads", "1", "--no-checkpoint"] + argv[5:]) == 0
+    capsys.readouterr()
     (ck / CHECKPOINT_NAME).write_bytes(b"garbage")
     assert cli.main(argv + ["--resume"]) == 2
     assert "corrupted or truncated" in capsys.readouterr().err

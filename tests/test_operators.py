@@ -15,18 +15,25 @@ import pytest
 import scipy.linalg
 import scipy.sparse as sp
 from array_api_compat import device
-from conftest import make_backend, rtol_for
+from conftest import make_backend, rtol_for, to_numpy
 
-from opsplit._backend import to_numpy
-from opsplit._vectors import add, scale
-from opsplit.operators import Dense, Diagonal, Identity, StructureError, shifted_inverse
-from opsplit.operators._base import (
+from opsplit.operators import (
     AdjointOperator,
+    Dense,
+    Diagonal,
+    Identity,
+    LinearMonotone,
     LinearOperator,
     ProductOperator,
     ScaledOperator,
+    StructureError,
     SumOperator,
+    exact_margin,
+    exact_norm,
     flatten,
+    precompute,
+    shifted_inverse,
+    shifted_operator,
     unflatten,
 )
 from opsplit.operators.basic import check_trailing
@@ -61,6 +68,16 @@ def kernel(rng, c_out, c_in, kh, kw):
 
 def conv(backend, dtype, rng, c_out, c_in, kh, kw, image_shape):
     return Conv2dFFT(backend.asarray(kernel(rng, c_out, c_in, kh, kw), dtype), image_shape)
+
+
+def add(x, y):
+    """``x + y`` for arrays or tuples of arrays."""
+    return tuple(map(add, x, y)) if isinstance(x, tuple) else x + y
+
+
+def scale(s, x):
+    """``s·x`` for arrays or tuples of arrays."""
+    return tuple(scale(s, p) for p in x) if isinstance(x, tuple) else s * x
 
 
 def flat_numpy(v, shape):
@@ -482,6 +499,88 @@ def test_shifted_inverse_of_block_lower_is_forward_substitution(backend):
     assert not np.allclose(to_numpy(lower.to_dense()), to_numpy(diagonal.to_dense()))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_shifted_operator(name, backend, dtype):
+    """``aI + bL`` as one value agrees with the dense ``aI + bL``, and so does its adjoint;
+    for dense, diagonal and FFT structure it is one operator of that structure."""
+    op, like = make(name, backend, dtype)
+    if op.in_shape != op.out_shape:
+        with pytest.raises(ValueError, match="square"):
+            shifted_operator(op, A_SHIFT, B_SHIFT)
+        return
+    shifted = shifted_operator(op, A_SHIFT, B_SHIFT)
+    expected = A_SHIFT * np.eye(op.shape[0]) + B_SHIFT * reference_dense(op)
+    tol = rtol_for(dtype)
+    np.testing.assert_allclose(to_numpy(shifted.to_dense(like)), expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        to_numpy(shifted.H.to_dense(like)), expected.T, rtol=tol, atol=tol
+    )
+    kinds = {"dense_square": Dense, "negated_dense": Dense, "diagonal_1d": Diagonal,
+             "diagonal_2d": Diagonal, "conv": Conv2dFFT, "scaled_conv": Conv2dFFT,
+             "block_diagonal": BlockDiagonal}
+    if name in kinds:
+        assert isinstance(shifted, kinds[name])
+    if name == "adjoint_conv":
+        assert isinstance(shifted, AdjointOperator) and isinstance(shifted.op, Conv2dFFT)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURED))
+def test_precompute_and_its_adjoint_match_the_dense_steps(name, backend, dtype):
+    """inverse, Cayley map and forward step of ``L`` and of ``Lᴴ`` (through ``P.H``)."""
+    op, like = make(name, backend, dtype)
+    step = B_SHIFT
+    P = precompute(op, step, forward=True)
+    L = reference_dense(op)
+    eye = np.eye(L.shape[0])
+    tol = rtol_for(dtype)
+    for steps, matrix in ((P, L), (P.H, L.T)):
+        inverse = np.linalg.inv(eye + step * matrix)
+        expected = {"inverse": inverse, "cayley": 2 * inverse - eye, "forward": eye - step * matrix}
+        for field, value in expected.items():
+            dense = to_numpy(getattr(steps, field).to_dense(like))
+            np.testing.assert_allclose(dense, value, rtol=tol, atol=tol, err_msg=field)
+    assert P.H.H.step == step
+    LinearMonotone(op, precomputed=P.H.H)  # P.H.H is P's precomputation of op: accepted
+    LinearMonotone(op.H, precomputed=P.H)
+    with pytest.raises(ValueError, match="another operator"):
+        LinearMonotone(op.H, precomputed=P)
+
+
+# names whose structure gives the margin / the norm exactly
+EXACT_MARGIN = {"identity", "dense_square", "diagonal_1d", "diagonal_2d", "conv", "scaled_conv",
+                "negated_dense", "adjoint_conv", "block_diagonal"}
+EXACT_NORM = EXACT_MARGIN | {"dense_rect", "conv_rect", "adjoint_rect", "block_diagonal_rect"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exact_margin_and_norm_match_the_dense_matrix(name, backend):
+    op, _ = make(name, backend, "float64")
+    D = reference_dense(op)
+    norm = exact_norm(op)
+    if name in EXACT_NORM:
+        assert norm == pytest.approx(np.linalg.norm(D, 2), rel=1e-12)
+    else:
+        assert norm is None
+    if op.in_shape != op.out_shape:
+        with pytest.raises(ValueError, match="square"):
+            exact_margin(op)
+        return
+    margin = exact_margin(op)
+    if name in EXACT_MARGIN:
+        assert margin == pytest.approx(np.linalg.eigvalsh((D + D.T) / 2).min(), abs=1e-12)
+    else:
+        assert margin is None
+
+
+def test_exact_margin_sees_a_non_monotone_operator():
+    """A skew part does not count; a negative eigenvalue of the symmetric part does."""
+    assert exact_margin(Dense(np.array([[0.0, 5.0], [-5.0, 0.0]]))) == pytest.approx(0.0)
+    assert exact_margin(Diagonal(np.array([-1.0, 1.0]))) == -1.0
+    imw = Identity((1, 4, 4)) - Conv2dFFT(2.0 * np.ones((1, 1, 1, 1)), (4, 4))
+    assert exact_margin(imw) == pytest.approx(-1.0)
+    assert exact_margin(Dense(np.eye(2)) @ Dense(np.eye(2))) is None
+
+
 # -- (f) dtype and device -----------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_dtype_and_device_preserved(name, backend, dtype):
@@ -542,6 +641,17 @@ def _bad_constructions():
             "symbol",
         ),
         (lambda: Conv2dFFT.from_symbol(np.ones((4, 3, 2, 2)), (4, 4)), TypeError, "symbol"),
+        (
+            lambda: Conv2dFFT.from_symbol(np.full((4, 3, 2, 2), np.nan, complex), (4, 4)),
+            ValueError,
+            "symbol must be finite",
+        ),
+        (lambda: Conv2dFFT(np.full((1, 1, 1, 1), np.inf), (2, 2)), ValueError, "kernel must be"),
+        (lambda: Dense(np.array([[1.0, np.nan]])), ValueError, "matrix must be finite"),
+        (lambda: Diagonal(np.array([1.0, -np.inf])), ValueError, "diagonal must be finite"),
+        (lambda: shifted_inverse(Diagonal(np.array([1.0, -2.0])), 1, 0.5), ValueError, "singular"),
+        (lambda: shifted_inverse(Dense(-np.eye(2)), 1.0, 1.0), ValueError, "singular"),
+        (lambda: shifted_operator(Dense(np.ones((2, 3))), 1.0, 1.0), ValueError, "square"),
         (lambda: shifted_inverse(Conv2dFFT(np.ones((1, 2, 1, 1)), (2, 2))), ValueError, "C_out"),
         (lambda: BlockDiagonal([]), ValueError, "blocks"),
         (lambda: BlockDiagonal([np.eye(2)]), TypeError, "blocks"),
@@ -604,3 +714,34 @@ def test_scipy_interop_backends(backend):
         to_scipy(dense)
     with pytest.raises(TypeError, match="like"):
         from_scipy(sp.eye(3), like=x)
+
+
+# -- layering -----------------------------------------------------------------
+def test_operators_import_nothing_above_them():
+    """backend ← operators ← prox ← splitting: no module of opsplit.operators
+    imports a higher layer, not even lazily inside a function."""
+    import ast
+    import pathlib
+
+    import opsplit.operators
+
+    allowed = {"_backend", "_validate", "_vectors", "operators"}
+    offending = []
+    for path in pathlib.Path(opsplit.operators.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 0:
+                    parts = (node.module or "").split(".")
+                    top = parts[1] if parts[0] == "opsplit" and len(parts) > 1 else None
+                elif node.level == 1:
+                    top = "operators"
+                else:
+                    top = (node.module or "").split(".")[0]
+                if top is not None and top not in allowed:
+                    offending.append(f"{path.name}: {node.module}")
+            elif isinstance(node, ast.Import):
+                offending += [
+                    f"{path.name}: {a.name}" for a in node.names
+                    if a.name.startswith("opsplit.") and a.name.split(".")[1] not in allowed
+                ]
+    assert not offending, offending

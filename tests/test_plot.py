@@ -12,7 +12,7 @@ import opsplit as ops
 from opsplit import plot
 from opsplit.diagnostics import compare_rate
 from opsplit.diagnostics.study import step_study
-from opsplit.prox.functions import NonNegative
+from opsplit.prox.functions import NonNegative, Zero
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +38,10 @@ def test_residuals_against_iterations_and_time(problem, tmp_path):
     runs = [ops.solve(prob, meth, np.zeros(2), tol=1e-10, maxiter=300)
             for meth in (ops.PeacemanRachford(1 / L), ops.ForwardBackward(m / L**2),
                          ops.ForwardBackward(3.0))]
-    fig = plot.residuals(runs, labels=["PR", "FB", "FB big"])
+    fig = plot.residuals(runs, labels=["PR", "FB", "FB big"], residual="relative")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "iteration"
-    lines = ax.get_lines()
+    lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
     assert len(lines) == 3
     np.testing.assert_allclose(lines[0].get_ydata(), runs[0].history)
     np.testing.assert_allclose(lines[0].get_xdata(), np.arange(1, runs[0].iterations + 1))
@@ -56,6 +56,48 @@ def test_residuals_against_iterations_and_time(problem, tmp_path):
         plot.residuals(runs, labels=["one"])
     with pytest.raises(ValueError, match="against"):
         plot.residuals(runs, against="flops")
+    with pytest.raises(ValueError, match="at least one"):
+        plot.residuals([])
+    with pytest.raises(ValueError, match="residual"):
+        plot.residuals(runs, residual="scaled")
+
+
+def _unconstrained(prob):
+    return ops.Inclusion(prob.A, ops.Subdifferential(Zero()))
+
+
+def test_residual_plot_shows_divergence_tolerance_and_integer_ticks(problem):
+    prob, m, L = problem
+    good = ops.solve(prob, ops.PeacemanRachford(1 / L), np.zeros(2), tol=1e-10)
+    bad = ops.solve(_unconstrained(prob), ops.ForwardBackward(3.0), np.zeros(2), tol=1e-10,
+                    maxiter=300)
+    assert bad.status is ops.Status.DIVERGED
+    fig = plot.residuals([good, bad], ["PR (alpha 1)", "FB (alpha 1)"], tol=1e-10)
+    ax = fig.axes[0]
+    # a diverged run is drawn with its absolute residual, which grows by the ratio
+    # that stopped it, and ends in a cross
+    assert ax.get_ylabel() == "absolute fixed-point residual"
+    fb = next(ln for ln in ax.get_lines() if ln.get_label().startswith("FB"))
+    y = fb.get_ydata()
+    np.testing.assert_allclose(y, bad.history_abs)
+    assert y[-1] > 1e7 * y.min()
+    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert len(crosses) == 1 and crosses[0].get_ydata()[0] == y[-1]
+    # the tolerance line
+    tol_line = next(ln for ln in ax.get_lines() if ln.get_label() == "tol 1e-10")
+    assert set(tol_line.get_ydata()) == {1e-10}
+    # the shared "(alpha 1)" is said once, as the legend title
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert legend.get_title().get_text() == "alpha 1"
+    assert texts[0] == "PR" and texts[1] == "FB (diverged)"
+    assert not any("alpha" in t for t in texts)
+    # integer iteration ticks
+    fig.canvas.draw()
+    ticks = ax.get_xticks()
+    assert np.all(ticks == np.round(ticks))
+    relative = plot.residuals([good], ["PR"])
+    assert relative.axes[0].get_ylabel() == "relative fixed-point residual"
 
 
 def test_step_sweep_shows_failures(problem, tmp_path):
@@ -82,6 +124,23 @@ def test_rates_plot_marks_contradictions(problem):
     ax = fig.axes[0]
     red = [ln for ln in ax.get_lines() if ln.get_markeredgecolor() == "red"]
     assert len(red) == sum(not r.consistent for r in rows) >= 1
+    assert ax.get_xlim() == (0, 1.05) and ax.get_ylim() == (0, 1.05)
+    with pytest.raises(ValueError, match="at least one"):
+        plot.rates([])
+
+
+def test_rates_plot_axes_fit_a_diverged_run(problem):
+    prob, m, L = problem
+    meth = ops.ForwardBackward(3.0)
+    res = ops.solve(_unconstrained(prob), meth, np.zeros(2), tol=1e-10, maxiter=300)
+    row = compare_rate(res, meth, m, L)
+    assert row.diverged and row.measured > 1 and row.bound > 1
+    ax = plot.rates([row]).axes[0]
+    x_hi, y_hi = ax.get_xlim()[1], ax.get_ylim()[1]
+    assert row.bound < x_hi < 1.1 * max(row.bound, row.measured)
+    assert row.measured < y_hi
+    black = [ln for ln in ax.get_lines() if ln.get_markeredgecolor() == "black"]
+    assert len(black) == 1
 
 
 def test_draw_into_existing_axes(problem):

@@ -14,34 +14,48 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import minimize, minimize_scalar
 
-from opsplit.prox._base import ProxFunction
-from opsplit.prox.activations import HardTanh, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from opsplit.prox.calculus import (
-    Conjugate,
-    Scaled,
-    SeparableSum,
-    Translated,
-    closed_form_conjugate,
-)
-from opsplit.prox.functions import (
+from opsplit.prox import (
     L1,
     L2,
+    AffineSet,
     Box,
+    Conjugate,
     ElasticNet,
+    HalfSpace,
+    HardTanh,
     Huber,
+    L1Ball,
     L2Ball,
+    LeakyReLU,
     LInfBall,
     NonNegative,
+    ProxFunction,
+    ReLU,
+    Scaled,
+    SeparableSum,
+    Sigmoid,
     Simplex,
+    Softplus,
     SquaredL2,
+    Tanh,
+    Translated,
     Zero,
     ZeroOnMask,
+    closed_form_conjugate,
 )
 
 INF = float("inf")
 SHAPE = (3, 4)
 MASK = np.array([True, False, False, True])
 SHIFT = np.array([0.5, -1.0, 0.0, 2.0])
+# data of the sets given by arrays (for rows of length 4): box bounds with open
+# sides and a point interval, an affine set {A x = B}, a half-space <NORMAL, x> <= BETA
+LOW = np.array([-0.5, -INF, 0.2, -2.0])
+HIGH = np.array([1.0, 0.3, 0.2, INF])
+A = np.array([[1.0, 2.0, 0.0, -1.0], [0.0, 1.0, 1.0, 1.0]])
+B = np.array([0.5, -1.0])
+NORMAL = np.array([1.0, -2.0, 0.5, 1.5])
+BETA = 0.7
 
 
 def _mask(backend, dtype):
@@ -50,6 +64,18 @@ def _mask(backend, dtype):
 
 def _shift(backend, dtype):
     return backend.asarray(SHIFT, dtype)
+
+
+def _box_array(backend, dtype):
+    return Box(backend.asarray(LOW, dtype), backend.asarray(HIGH, dtype))
+
+
+def _affine(backend, dtype):
+    return AffineSet(backend.asarray(A, dtype), backend.asarray(B, dtype))
+
+
+def _half_space(backend, dtype):
+    return HalfSpace(backend.asarray(NORMAL, dtype), BETA)
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,10 @@ CASES = [
     simple("l2_ball", L2Ball(1.2), None),
     simple("linf_ball", LInfBall(0.4), (-0.4, 0.4)),
     simple("simplex", Simplex(2.0), None),
+    Case("box_array", _box_array, None),
+    simple("l1_ball", L1Ball(1.5), None),
+    Case("affine", _affine, None),
+    Case("half_space", _half_space, None),
     simple("relu", ReLU(), (0.0, INF)),
     simple("leaky_relu", LeakyReLU(0.2)),
     simple("hardtanh", HardTanh(-0.5, 2.0), (-0.5, 2.0)),
@@ -122,29 +152,44 @@ def optimality_violation(backend, f, x, p, step, ys):
     r"""Largest relative violation of the subgradient inequality
     :math:`f(y) \ge f(p) + \langle g, y - p\rangle` with ``g = (x - p)/step``
     over the points ``ys`` of ``dom f`` (for an indicator: ``p`` feasible and
-    ``⟨g, y - p⟩ ≤ 0``); ``inf`` when ``p`` is outside the domain."""
+    ``⟨g, y - p⟩ ≤ 0``); ``inf`` when ``p`` is outside the domain. The part of
+    ``⟨g, y - p⟩`` that rounding can produce (``p`` carries a few ``eps`` of
+    ``‖x‖``, ``y`` of its own size) is not counted: it dominates only when
+    ``y`` is very near ``p`` and ``g`` is large."""
     fp = fvalue(backend, f, p)
     if not np.isfinite(fp):
         return np.inf
-    g = (as64(backend, x) - as64(backend, p)) / step
+    eps = np.finfo(backend.to_numpy(p).dtype).eps
+    p64, x64 = as64(backend, p), as64(backend, x)
+    g = (x64 - p64) / step
+    size = np.linalg.norm(x64) + np.linalg.norm(p64)
     worst = -np.inf
     for y in ys:
         fy = fvalue(backend, f, y)
         assert np.isfinite(fy), "test points must lie in the domain"
-        d = as64(backend, y) - as64(backend, p)
-        gap = fp + np.sum(g * d) - fy
+        y64 = as64(backend, y)
+        d = y64 - p64
+        rounding = 16 * eps * np.linalg.norm(g) * (size + np.linalg.norm(y64))
+        gap = fp + np.sum(g * d) - fy - rounding
         worst = max(worst, gap / (1 + abs(fp) + abs(fy) + np.linalg.norm(g) * np.linalg.norm(d)))
     return worst
 
 
 def firm_nonexpansive_violation(backend, prox, pairs):
-    r"""Largest :math:`(\|p - q\|^2 - \langle p - q, x - y\rangle) / \|x - y\|^2`."""
+    r"""Largest :math:`(\|p - q\|^2 - \langle p - q, x - y\rangle - e) / \|x - y\|^2`,
+    where ``e`` bounds what rounding the two proxes (a few ``eps`` of the
+    points' size each) can add: it matters only when ``x - y`` is tiny."""
     worst = -np.inf
     for x, y in pairs:
-        p, q = as64(backend, prox(x)), as64(backend, prox(y))
-        dx = as64(backend, x) - as64(backend, y)
-        dp = p - q
-        worst = max(worst, (np.sum(dp * dp) - np.sum(dp * dx)) / max(np.sum(dx * dx), 1e-300))
+        p_raw = backend.to_numpy(prox(x))
+        eps = np.finfo(p_raw.dtype).eps
+        p, q = np.asarray(p_raw, dtype=np.float64), as64(backend, prox(y))
+        x64, y64 = as64(backend, x), as64(backend, y)
+        dx, dp = x64 - y64, p - q
+        size = sum(np.linalg.norm(v) for v in (p, q, x64, y64))
+        rounding = 16 * eps * size * (np.linalg.norm(dp) + np.linalg.norm(dx))
+        excess = np.sum(dp * dp) - np.sum(dp * dx) - rounding
+        worst = max(worst, excess / max(np.sum(dx * dx), 1e-300))
     return worst
 
 
@@ -248,6 +293,65 @@ def test_moreau_identity_check_fails_with_the_wrong_scaling():
     assert np.max(np.abs(wrong - x)) > 0.1
 
 
+def support_function_prox(name, y, t):
+    r"""``argmin_q t·σ_C(q) + ½‖q - y‖²`` for one row ``y``, by SciPy: the prox
+    of ``t·f*`` for the indicator ``f`` of ``C``, whose conjugate is the
+    support function :math:`\sigma_C(q) = \sup_{z \in C} \langle q, z\rangle`."""
+    n = y.size
+    if name == "box_array":  # σ = Σ high·q (q ≥ 0) or low·q (q ≤ 0), +inf across an open side
+        out = np.empty(n)
+        for j, (lo, hi, yj) in enumerate(zip(LOW, HIGH, y)):
+            bounds = (0.0 if np.isinf(lo) else -60.0, 0.0 if np.isinf(hi) else 60.0)
+            res = minimize_scalar(
+                lambda q, lo=lo, hi=hi, yj=yj: t * (hi * q if q > 0 else lo * q if q < 0 else 0.0)
+                + 0.5 * (q - yj) ** 2,
+                bounds=bounds, method="bounded", options={"xatol": 1e-12, "maxiter": 2000},
+            )  # fmt: skip
+            out[j] = res.x
+        return out
+    if name == "l1_ball":  # σ = r‖q‖∞: epigraph variable s ≥ |q_i|
+        sol = constrained_reference(
+            lambda z: t * 1.5 * z[-1] + 0.5 * np.sum((z[:-1] - y) ** 2),
+            [{"type": "ineq", "fun": lambda z: np.concatenate([z[-1] - z[:-1], z[-1] + z[:-1]])}],
+            n + 1,
+            x0=np.append(y, np.max(np.abs(y))),
+        )
+        return sol[:-1]
+    if name == "affine":  # σ(Aᵀμ) = ⟨Aᵀμ, x0⟩ for any x0 in C, +inf off the row space
+        x0 = np.linalg.lstsq(A, B, rcond=None)[0]
+        res = minimize(
+            lambda mu: t * (A.T @ mu) @ x0 + 0.5 * np.sum((A.T @ mu - y) ** 2),
+            np.zeros(A.shape[0]), method="BFGS", options={"gtol": 1e-12},
+        )  # fmt: skip
+        return A.T @ res.x
+    if name == "half_space":  # σ(λ a) = λ β for λ ≥ 0, +inf elsewhere
+        res = minimize_scalar(
+            lambda lam: t * lam * BETA + 0.5 * np.sum((lam * NORMAL - y) ** 2),
+            bounds=(0.0, 1e3), method="bounded", options={"xatol": 1e-12, "maxiter": 2000},
+        )  # fmt: skip
+        return res.x * NORMAL
+    raise KeyError(name)
+
+
+SUPPORT_CASES = [c for c in CASES if c.name in ("box_array", "l1_ball", "affine", "half_space")]
+
+
+@pytest.mark.parametrize("case", SUPPORT_CASES, ids=[c.name for c in SUPPORT_CASES])
+def test_moreau_identity_with_the_support_function(case):
+    """The sets given by array data have no conjugate in the library, so the
+    Moreau identity ``x = P(x) + γ prox_{f*/γ}(x/γ)`` is checked against the
+    prox of the support function computed by SciPy; a broken projection
+    (twice the answer) fails it."""
+    rng = np.random.default_rng(11)
+    f = numpy_instance(case)
+    for step in STEPS:
+        for x in rng.normal(0, 2, (3, 4)):
+            q = support_function_prox(case.name, x / step, 1.0 / step)
+            p = f.prox(x, step)
+            np.testing.assert_allclose(p + step * q, x, atol=1e-5)
+            assert np.max(np.abs(2 * p + step * q - x)) > 1e-2
+
+
 # --- (d) agreement with a slow SciPy reference -------------------------------------------
 
 
@@ -309,10 +413,35 @@ def row_reference(name, f, x_row, step):
             bounds=[(0, None)] * n,
             x0=np.full(n, 2.0 / n),
         )
+    if name == "box_array":
+        bounds = [(None if np.isinf(lo) else lo, None if np.isinf(hi) else hi)
+                  for lo, hi in zip(LOW, HIGH)]  # fmt: skip
+        return constrained_reference(lambda z: np.sum((z - x_row) ** 2), [], n, bounds=bounds)
+    if name == "l1_ball":  # p = u - v with u, v ≥ 0 and Σ(u + v) ≤ r: a smooth QP
+        sol = constrained_reference(
+            lambda z: np.sum((z[:n] - z[n:] - x_row) ** 2),
+            [{"type": "ineq", "fun": lambda z: 1.5 - np.sum(z)}],
+            2 * n,
+            bounds=[(0, None)] * (2 * n),
+        )
+        return sol[:n] - sol[n:]
+    if name == "affine":
+        return constrained_reference(
+            lambda z: np.sum((z - x_row) ** 2), [{"type": "eq", "fun": lambda z: A @ z - B}], n
+        )
+    if name == "half_space":
+        return constrained_reference(
+            lambda z: np.sum((z - x_row) ** 2),
+            [{"type": "ineq", "fun": lambda z: BETA - NORMAL @ z}],
+            n,
+        )
     raise KeyError(name)
 
 
-ROW_CASES = ["l2", "l2_ball", "simplex", "translated", "conjugate_l2"]
+ROW_CASES = [
+    "l2", "l2_ball", "simplex", "translated", "conjugate_l2", "box_array", "l1_ball", "affine",
+    "half_space",
+]  # fmt: skip
 REFERENCE_CASES = [c for c in WITH_VALUE if c.domain is not None or c.name in ROW_CASES]
 
 
@@ -353,11 +482,15 @@ steps = st.floats(1e-2, 1e2)
 def test_properties_on_arbitrary_inputs(case, x, y, step, seed):
     backend = make_backend("numpy")
     f = case.make(backend, "float64")
-    if case.name in ("zero_on_mask", "translated"):
-        f = {
-            "zero_on_mask": ZeroOnMask(MASK[:3]),
-            "translated": Translated(L2Ball(1.0), SHIFT[:3]),
-        }[case.name]
+    on_three = {  # the cases whose data fixes the row length, on rows of length 3
+        "zero_on_mask": lambda: ZeroOnMask(MASK[:3]),
+        "translated": lambda: Translated(L2Ball(1.0), SHIFT[:3]),
+        "box_array": lambda: Box(LOW[:3], HIGH[:3]),
+        "affine": lambda: AffineSet(A[:, :3], B),
+        "half_space": lambda: HalfSpace(NORMAL[:3], BETA),
+    }
+    if case.name in on_three:
+        f = on_three[case.name]()
     rng = np.random.default_rng(seed)
     p = f.prox(x, step)
     ys = [f.prox(y, s) for s in (0.1, 1.0)] + domain_points(backend, "float64", f, p, rng)
@@ -417,6 +550,10 @@ def test_traits():
         L2Ball(): (True, False, True, False),
         LInfBall(): (True, True, True, False),
         Simplex(): (True, False, True, False),
+        Box(LOW, HIGH): (True, True, True, False),
+        L1Ball(): (True, False, True, False),
+        AffineSet(A, B): (True, False, True, False),
+        HalfSpace(NORMAL, BETA): (True, False, True, False),
         Scaled(L2Ball(), 3.0): (True, False, True, False),
         Translated(SquaredL2(), 1.0): (True, True, False, True),
         Conjugate(L1()): (True, True, True, False),

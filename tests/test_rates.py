@@ -180,6 +180,55 @@ def test_wrong_constants_are_flagged():
     assert "m or L is wrong" in rate_table([bad])
 
 
+def test_diverged_run_is_never_ok():
+    """Forward-backward at 20x the safe step on a dense problem: the relative
+    residual levels off near 1 (the old fit found rate ~1, verdict "ok"), the
+    absolute one grows geometrically."""
+    rng = np.random.default_rng(0)
+    n = 30
+    G = rng.standard_normal((n, n)) / math.sqrt(n)
+    S = rng.standard_normal((n, n)) / math.sqrt(n)
+    M = 0.5 * np.eye(n) + G.T @ G + S - S.T
+    m, L = float(np.linalg.eigvalsh((M + M.T) / 2)[0]), float(np.linalg.norm(M, 2))
+    prob = ops.Inclusion(ops.LinearMonotone(ops.Dense(M), rng.standard_normal(n)),
+                         ops.Subdifferential(Zero()))
+    meth = ops.ForwardBackward(20 * fb_step_limit(m, L))
+    res = ops.solve(prob, meth, np.zeros(n), maxiter=5000)
+    assert res.status is ops.Status.DIVERGED
+    cmp = compare_rate(res, meth, m, L)
+    # the fitted rate is that of the absolute residual: the spectral radius of I - αM
+    rho = float(np.max(np.abs(np.linalg.eigvals(np.eye(n) - meth.step * M))))
+    assert cmp.measured == pytest.approx(rho, rel=0.05) and cmp.measured > 1.5
+    assert cmp.diverged and cmp.message != "ok" and "diverged" in cmp.message
+    assert "ok" not in rate_table([cmp]).splitlines()[1].split()
+    # a growing history is flagged even without the status
+    growing = ops.SolveResult(x=None, status=ops.Status.MAX_ITER, message="", iterations=20,
+                              history=np.full(20, 0.9), history_abs=1.3 ** np.arange(20),
+                              times=np.zeros(20), residuals=np.zeros(()), wall_time=0.0)
+    assert compare_rate(growing, meth, m, L).diverged
+
+
+def test_theory_comes_from_the_methods():
+    """contraction/optimal_step/step limits are each method's own, for every
+    registered method (a new method needs no change here)."""
+    from opsplit.splitting import METHODS
+
+    m, L = 0.3, 2.0
+    for name, cls in METHODS.items():
+        meth = cls(step=0.4)
+        assert contraction(meth, m, L) == meth.contraction(m, L)
+        assert contraction(name, m, L, step=0.4) == meth.contraction(m, L)
+        assert optimal_step(cls, m, L) == cls().optimal_step(m, L)
+        limit = meth.step_limit(m, L)
+        if math.isfinite(limit):
+            assert cls(step=0.99 * limit).contraction(m, L) < 1
+            assert cls(step=1.01 * limit).contraction(m, L) > 1
+        else:
+            for a in (1e-3, 1.0, 1e3):
+                assert cls(step=a).contraction(m, L) < 1
+    assert fb_step_limit(m, L) == pytest.approx(2 * m / L**2)
+
+
 # -- step study -----------------------------------------------------------------------
 
 
@@ -206,3 +255,18 @@ def test_step_study_records_failures():
     assert set(study.results) == {(lab, a) for lab in study.labels for a in study.steps}
     with pytest.raises(ValueError, match="methods"):
         step_study(ops.Inclusion(F, ops.Subdifferential(Zero())), np.zeros(2), methods=["X"])
+
+
+def test_step_study_labels_come_from_the_registry():
+    from opsplit.diagnostics.study import LABELS
+    from opsplit.splitting import METHODS
+
+    assert LABELS == tuple(k.upper() for k in METHODS)
+    M = np.array([[1.0, 2.0], [-2.0, 1.0]])  # no constants declared: computed exactly
+    prob = ops.Inclusion(ops.LinearMonotone(ops.Dense(M), np.array([1.0, -1.0])),
+                         ops.Subdifferential(Zero()))
+    study = step_study(prob, np.zeros(2), methods=["pr", "Fb"], steps=(0.5,))
+    assert study.labels == ("PR", "FB")
+    assert study.m == pytest.approx(1.0) and study.L == pytest.approx(math.sqrt(5.0))
+    assert study.bound("PR", 0.5) == ops.PeacemanRachford(0.5).contraction(1.0, math.sqrt(5.0))
+    assert "FB bound contracts for α < 2m/L² = 0.4" in study.table()

@@ -165,12 +165,237 @@ def test_max_iterations_is_not_success():
     assert "did not converge" in res.message
 
 
-def test_nan_offset_reports_nonfinite():
+def test_nan_offset_is_refused_and_nan_outputs_report_nonfinite():
     n = 3
-    F = ops.LinearMonotone(ops.Dense(np.eye(n)), np.array([1.0, np.nan, 0.0]))
+    with pytest.raises(ValueError, match="offset"):  # known at construction
+        ops.LinearMonotone(ops.Dense(np.eye(n)), np.array([1.0, np.nan, 0.0]))
+    F = ops.Gradient(lambda x: x + np.array([1.0, np.nan, 0.0]))  # known only when run
     res = ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero())),
-                    ops.PeacemanRachford(), np.zeros(n))
+                    ops.ForwardBackward(step=0.5), np.zeros(n))
     assert res.status is ops.Status.NONFINITE and not res.success
+
+
+@pytest.mark.parametrize("name", ["FB", "PR", "DR"])
+def test_non_finite_operator_data_is_never_converged(name):
+    """An infinite offset that bypassed construction checks (mutated afterwards) is
+    clipped to 0 by the projection in forward-backward's step: the old driver
+    saw x = 0, delta = 0 and said CONVERGED."""
+    meth = {"FB": ops.ForwardBackward(0.5), "PR": ops.PeacemanRachford(1.0),
+            "DR": ops.DouglasRachford(1.0)}[name]
+    c = np.array([1.0, 1.0])
+    F = ops.LinearMonotone(ops.Dense(np.eye(2)), c)
+    c[:] = np.inf  # after construction: LinearMonotone itself rejects it
+    with np.errstate(invalid="ignore"):
+        res = ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.NonNegative())), meth,
+                        np.zeros(2))
+    assert res.status is ops.Status.NONFINITE and not res.success, res.message
+    assert "non-finite" in res.message or "NaN or Inf" in res.message
+
+
+@pytest.mark.parametrize("check_every", [1, 5, "auto"])
+def test_infinite_gradient_gives_nonfinite(check_every):
+    # ∇h returns +inf; x - α·inf = -inf is projected to 0 by NonNegative.
+    grad = ops.Gradient(lambda x: x + np.inf)
+    problem = ops.Inclusion(grad, ops.Subdifferential(ops.prox.NonNegative()))
+    res = ops.solve(problem, ops.ForwardBackward(0.5), np.zeros(3), check_every=check_every)
+    assert res.status is ops.Status.NONFINITE, res.message
+    assert "inside the step" in res.message
+    # a finite gradient with the same projection does converge (the check is not blind)
+    ok = ops.solve(ops.Inclusion(ops.Gradient(lambda x: x + 1.0), problem.B),
+                   ops.ForwardBackward(0.5), np.zeros(3), check_every=check_every)
+    assert ok.success and np.allclose(ok.x, 0.0)
+
+
+def test_nan_from_a_prox_gives_nonfinite():
+    from opsplit.prox import ProxFunction
+
+    class NaNAbove(ProxFunction):
+        separable = True
+
+        def value(self, x):
+            return 0.0
+
+        def prox(self, x, step=1.0):
+            return np.where(x > 0.5, np.nan, x)
+
+    F = ops.LinearMonotone(ops.Dense(np.eye(2)), np.array([-1.0, -1.0]))
+    for meth in (ops.ForwardBackward(0.5), ops.PeacemanRachford(1.0), ops.DouglasRachford(1.0)):
+        res = ops.solve(ops.Inclusion(F, ops.Subdifferential(NaNAbove())), meth, np.zeros(2))
+        assert res.status is ops.Status.NONFINITE, (meth, res.message)
+
+
+# -- the documented residual formula -----------------------------------------------------
+def test_residual_formula_is_the_documented_relative_one():
+    """history[k] = max over the batch of ‖z_k - z_{k-1}‖ / (‖z_k‖ + eps), computed
+    here by iterating Douglas-Rachford by hand with NumPy."""
+    rng = np.random.default_rng(5)
+    n, batch, step = 6, 3, 0.7
+    M = mondeq_matrix(n, 0.5, 4)
+    c = 10.0 * rng.standard_normal((batch, n))  # ‖z‖ far from 1
+    problem = ops.Inclusion(ops.LinearMonotone(ops.Dense(M), c),
+                            ops.Subdifferential(ops.prox.NonNegative()))
+    res = ops.solve(problem, ops.DouglasRachford(step), np.zeros((batch, n)), tol=1e-300,
+                    maxiter=12)
+    inv = np.linalg.inv(np.eye(n) + step * M)
+    u = np.zeros((batch, n))
+    rel, absolute = [], []
+    for _ in range(12):
+        x = np.maximum(u, 0.0)
+        v = (2 * x - u - step * c) @ inv.T
+        u_new = u + v - x
+        d = np.linalg.norm(u_new - u, axis=1)
+        rel.append(np.max(d / (np.linalg.norm(u_new, axis=1) + np.finfo(float).eps)))
+        absolute.append(np.max(d))
+        u = u_new
+    np.testing.assert_allclose(res.history, rel, rtol=1e-10)
+    np.testing.assert_allclose(res.history_abs, absolute, rtol=1e-10)
+    assert not np.allclose(rel, absolute, rtol=1e-2)  # the two are told apart
+    absolute_run = ops.solve(problem, ops.DouglasRachford(step), np.zeros((batch, n)),
+                             tol=1e-300, maxiter=12, relative=False)
+    np.testing.assert_allclose(absolute_run.history, absolute, rtol=1e-10)
+
+
+# -- silent wrong answers of issue 7 ------------------------------------------------------
+def _dense_fb_far_above_limit():
+    rng = np.random.default_rng(0)
+    M = mondeq_matrix(30, 0.5, 0)
+    m, L = float(np.linalg.eigvalsh((M + M.T) / 2)[0]), float(np.linalg.norm(M, 2))
+    F = ops.LinearMonotone(ops.Dense(M), rng.standard_normal(30))
+    meth = ops.ForwardBackward(20 * 2 * m / L**2)
+    res = ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero())), meth, np.zeros(30),
+                    maxiter=5000)
+    return res, meth, m, L
+
+
+def test_divergence_message_quotes_the_growth_and_the_limit():
+    res, meth, m, L = _dense_fb_far_above_limit()
+    assert res.status is ops.Status.DIVERGED
+    h = res.history_abs
+    assert h.shape == res.history.shape == (res.iterations,)
+    assert h[-1] > 1e8 * h.min()  # the absolute residual blew up ...
+    assert res.history[-1] < 10  # ... while the relative one levelled off
+    assert f"absolute residual {h[-1]:.3g}" in res.message
+    assert f"smallest seen, {h.min():.3g} at iteration {int(np.argmin(h)) + 1}" in res.message
+    assert f"2m/L² = {2 * m / L**2:.4g}" in res.message  # computed exactly from the matrix
+
+
+@pytest.mark.parametrize("meth", [ops.PeacemanRachford(1.0), ops.DouglasRachford(1.0)])
+def test_singular_resolvent_of_a_non_monotone_operator(meth):
+    F = ops.LinearMonotone(ops.Dense(np.diag([-1.0, 1.0])), np.array([1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"I \+ αL is singular .*not monotone \(margin -1\)"):
+        ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero())), meth, np.zeros(2))
+
+
+@pytest.mark.parametrize("meth", [ops.PeacemanRachford(1.0), ops.DouglasRachford(1.0),
+                                  ops.ForwardBackward(0.5)])
+def test_divergence_of_a_non_monotone_operator_names_it(meth):
+    F = ops.LinearMonotone(ops.Dense(np.diag([-0.5, 1.0])), np.array([1.0, 1.0]))
+    res = ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero())), meth, np.zeros(2))
+    assert res.status is ops.Status.DIVERGED
+    assert "A is not monotone (margin -0.5)" in res.message
+    assert "step" not in res.message.split(";", 1)[1]
+
+
+def test_peaceman_rachford_stops_on_the_solution_without_strong_monotonicity():
+    """LASSO with more features than samples: AᵀA is singular, u oscillates, x converges."""
+    rng = np.random.default_rng(0)
+    n_samples, n_features, lam = 20, 50, 2.0
+    A = rng.standard_normal((n_samples, n_features))
+    x_true = np.zeros(n_features)
+    x_true[:4] = 3 * rng.standard_normal(4)
+    b = A @ x_true + 0.1 * rng.standard_normal(n_samples)
+    ref = Lasso(alpha=lam / n_samples, fit_intercept=False, tol=1e-14, max_iter=100000)
+    ref.fit(A, b)
+    problem = ops.Inclusion(ops.LinearMonotone(ops.Dense(A.T @ A), -(A.T @ b)),
+                            ops.Subdifferential(ops.prox.L1(lam)))
+    step = 1.0 / np.linalg.norm(A, 2) ** 2
+    res = ops.solve(problem, ops.PeacemanRachford(step), np.zeros(n_features), tol=1e-10,
+                    maxiter=20000)
+    assert res.success and res.iterations < 2000, res.message
+    assert "solution's own residual" in res.message
+    f_ref = lasso_objective(A, b, lam, ref.coef_)
+    assert abs(lasso_objective(A, b, lam, res.x) - f_ref) / f_ref < 1e-9
+    g = -(A.T @ (A @ res.x - b))  # optimality: g ∈ λ ∂‖x‖₁
+    on = np.abs(res.x) > 1e-8
+    np.testing.assert_allclose(g[on], lam * np.sign(res.x[on]), atol=1e-6)
+    assert np.all(np.abs(g[~on]) <= lam + 1e-6)
+    # A run cut short says why Peaceman-Rachford may not get there.
+    short = ops.solve(problem, ops.PeacemanRachford(step), np.zeros(n_features), tol=1e-10,
+                      maxiter=10)
+    assert "needs A or B strongly monotone" in short.message
+
+
+def test_declared_constant_is_said_to_be_unverified_and_verify_refutes_it():
+    grad = ops.Gradient(lambda x: x - 2 * np.sin(x), strong_monotonicity=1.0)
+    problem = ops.Inclusion(grad, ops.Subdifferential(ops.prox.Zero()))
+    zeros = set()
+    for start in (-6.0, -2.0, 0.5, 2.0, 6.0):
+        res = ops.solve(problem, ops.ForwardBackward(0.1), np.full(1, start), tol=1e-12)
+        assert res.success and abs(res.x[0] - 2 * np.sin(res.x[0])) < 1e-9
+        zeros.add(round(float(res.x[0]), 6))
+        assert res.unique is True and res.verified is False
+        assert "declared, not verified" in res.uniqueness
+    assert len(zeros) >= 2  # the "unique" zero is not
+    cert = ops.diagnostics.verify(problem, res)
+    assert cert.unique is False and "declared 1-strongly monotone" in cert.reason
+    checked = ops.solve(problem, ops.ForwardBackward(0.1), np.full(1, 2.0), tol=1e-12,
+                        verify=ops.diagnostics.verify)
+    assert checked.unique is False and checked.verified and checked.error_bound is None
+    # a true constant survives the same check
+    good = ops.Inclusion(ops.Gradient(lambda x: 2 * x + np.sin(x), strong_monotonicity=1.0),
+                         problem.B)
+    kept = ops.solve(good, ops.ForwardBackward(0.1), np.full(1, 2.0), tol=1e-12,
+                     verify=ops.diagnostics.verify)
+    assert kept.unique is True and kept.verified and "checked by sampling" in kept.uniqueness
+
+
+def test_linear_margin_is_computed_not_declared():
+    M = np.array([[1.0, 3.0], [-3.0, 2.0]])  # symmetric part diag(1, 2): margin 1
+    problem = ops.Inclusion(ops.LinearMonotone(ops.Dense(M), np.array([1.0, -1.0])),
+                            ops.Subdifferential(ops.prox.Zero()))
+    res = ops.solve(problem, ops.PeacemanRachford(0.5), np.zeros(2), tol=1e-12)
+    assert res.unique is True and res.verified is True
+    assert res.margin == pytest.approx(np.linalg.eigvalsh((M + M.T) / 2)[0], rel=1e-12)
+    assert "computed exactly" in res.uniqueness
+    err = np.linalg.norm(res.x - np.linalg.solve(M, [-1.0, 1.0]))
+    assert err <= res.error_bound
+    # An overstated declaration on a linear operator is overruled by the exact margin
+    wrong = ops.Inclusion(ops.LinearMonotone(ops.Dense(M), np.array([1.0, -1.0]),
+                                             strong_monotonicity=5.0), problem.B)
+    assert ops.solve(wrong, ops.PeacemanRachford(0.5), np.zeros(2)).margin == pytest.approx(1.0)
+    # A supplied margin is believed, and verify withdraws it when too large.
+    told = ops.solve(problem, ops.PeacemanRachford(0.5), np.zeros(2), margin=3.0)
+    assert told.margin == 3.0 and not told.verified
+    cert = ops.diagnostics.verify(problem, told)
+    assert cert.unique is False and "exceeds" in cert.reason
+
+
+def test_methods_declare_the_capabilities_they_need():
+    assert ops.ForwardBackward.requires == (ops.ForwardOperator, ops.ResolventOperator)
+    assert ops.PeacemanRachford.requires == (ops.ResolventOperator, ops.ResolventOperator)
+    assert ops.DouglasRachford.requires == (ops.ResolventOperator, ops.ResolventOperator)
+    for cls in ops.splitting.METHODS.values():
+        assert len(cls.requires) == 2
+
+
+def test_driver_and_methods_import_no_diagnostics():
+    """The layering: splitting and the driver never import diagnostics (not even lazily)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(ops.__file__).parent
+    files = [*sorted((root / "splitting").glob("*.py")), root / "_solve.py",
+             root / "_certify.py", root / "_result.py", root / "problems.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not any("diagnostics" in name or name.startswith("nn") for name in names), (
+                path.name, names)
 
 
 # -- (e) inputs are not mutated; (f) float32 stays float32 ------------------------------

@@ -1,20 +1,23 @@
 """Verification and study of convergence.
 
-- Checks on any operator (:mod:`~opsplit.diagnostics.linear`,
-  :mod:`~opsplit.diagnostics.checks`): the adjoint (dot) test, monotonicity
+- Checks on any operator (:mod:`~opsplit.diagnostics.adjoint`,
+  :mod:`~opsplit.diagnostics.linear`, :mod:`~opsplit.diagnostics.checks`):
+  the adjoint (dot) test, monotonicity
   and strong monotonicity (exact margins for linear operators; sampling and
   search for nonlinear ones), operator norms, Lipschitz and cocoercivity
   constants, firm nonexpansiveness and averagedness of resolvents and proxes,
   the Moreau identity.  Each returns a :class:`CheckReport`.
 - Certificates attached to every solve (:mod:`~opsplit.diagnostics.certificates`):
-  uniqueness and a-posteriori error bounds.
+  uniqueness and a-posteriori error bounds; :func:`verify` checks the
+  declared constants behind them (:mod:`~opsplit.diagnostics.verification`).
 - Rates (:mod:`~opsplit.diagnostics.rates`): fitted from histories and
   bounded by theory, with step-size helpers.
-- Step-size studies (:mod:`~opsplit.diagnostics.study`) and monDEQ
-  certificates (:mod:`~opsplit.diagnostics.mondeq`).
+- Step-size studies (:mod:`~opsplit.diagnostics.study`).  monDEQ
+  certificates live with the networks, in :mod:`opsplit.nn.certify`.
 """
 
 from ._report import CheckFailed, CheckReport, Estimate
+from .adjoint import check_adjoint
 from .certificates import (
     fb_error_factor,
     inclusion_bound,
@@ -22,6 +25,7 @@ from .certificates import (
     uniqueness_certificate,
 )
 from .checks import (
+    SearchOptions,
     check_averaged,
     check_cocoercive,
     check_firmly_nonexpansive,
@@ -32,15 +36,8 @@ from .checks import (
     check_reflected,
     reflection,
 )
-from .linear import check_adjoint, dense_matrix, lanczos, margin, opnorm, symmetric_range
-from .mondeq import (
-    LayerCertificate,
-    RobustnessCertificate,
-    certify_classifier,
-    certify_layer,
-    mondeq_step_study,
-    robustness_radii,
-)
+from .lanczos import lanczos
+from .linear import margin, opnorm, symmetric_range
 from .rates import (
     RateComparison,
     RateFit,
@@ -56,11 +53,13 @@ from .rates import (
     suggest_step,
 )
 from .study import StepStudy, step_study
+from .verification import verify
 
 __all__ = [
     "CheckReport",
     "CheckFailed",
     "Estimate",
+    "SearchOptions",
     "check_adjoint",
     "check_monotone",
     "check_lipschitz",
@@ -75,11 +74,11 @@ __all__ = [
     "opnorm",
     "symmetric_range",
     "lanczos",
-    "dense_matrix",
     "fb_error_factor",
     "rachford_error_factor",
     "inclusion_bound",
     "uniqueness_certificate",
+    "verify",
     "RateFit",
     "fit_rate",
     "fb_contraction",
@@ -94,10 +93,4 @@ __all__ = [
     "rate_table",
     "StepStudy",
     "step_study",
-    "LayerCertificate",
-    "certify_layer",
-    "certify_classifier",
-    "RobustnessCertificate",
-    "robustness_radii",
-    "mondeq_step_study",
 ]

@@ -10,16 +10,83 @@ all pairs advancing together as one batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from array_api_compat import device
 
 from .._backend import namespace
-from .._vectors import is_tuple, vmap
-from ._vec import batch_dot, eps_of, host, put_rows, random_vector, take, vector_size
+from .._vectors import is_tuple, shape_size, vmap
+from ._vec import batch_dot, eps_of, host, put_rows, random_vector, take
 
-__all__ = ["PairScore", "search_pairs", "batched"]
+__all__ = ["SearchOptions", "search_options", "PairScore", "search_pairs", "batched"]
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How a sampled check looks for a violation: ``samples`` random pairs, then
+    ``search_steps`` rounds of refinement from the ``keep`` worst.
+
+    Parameters
+    ----------
+    samples : int
+        Number of random pairs (at least 1).
+    search_steps : int
+        Rounds of the search from the worst pairs (0: sampling only).
+    keep : int
+        Number of worst pairs refined (at least 1).
+    scale : float
+        Typical magnitude of the points (> 0).
+    seed : int
+        Seed of the random generator.
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> quick = ops.diagnostics.SearchOptions(samples=16, search_steps=5)
+    >>> ops.diagnostics.check_monotone(ops.Gradient(np.tanh), np.zeros(3), options=quick).passed
+    True
+    """
+
+    samples: int = 64
+    search_steps: int = 40
+    keep: int = 8
+    scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name, least in (("samples", 1), ("search_steps", 0), ("keep", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if not isinstance(self.scale, numbers.Real) or not self.scale > 0:
+            raise ValueError(f"scale must be a real number > 0, got {self.scale!r}")
+
+    def describe(self) -> str:
+        """How the pairs were found, for a report."""
+        return (
+            f"{self.samples} sampled pairs, then {self.search_steps} search rounds "
+            f"from the {self.keep} worst"
+        )
+
+
+_FIELDS = frozenset(f.name for f in fields(SearchOptions))
+
+
+def search_options(options: SearchOptions | None = None, **overrides) -> SearchOptions:
+    """``options`` (default ``SearchOptions()``) with the named fields replaced;
+    a ``TypeError`` names any keyword that is not a field."""
+    if options is None:
+        options = SearchOptions()
+    elif not isinstance(options, SearchOptions):
+        raise TypeError(f"options must be a SearchOptions, got {type(options).__name__}")
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument {unknown[0]!r} (search options are {sorted(_FIELDS)})"
+        )
+    return replace(options, **overrides) if overrides else options
 
 
 @dataclass(frozen=True)
@@ -87,7 +154,7 @@ def _row_scale(v, factors, like):
     return vmap(one, v)
 
 
-def search_pairs(score, shape, like, *, samples=64, steps=40, keep=8, scale=1.0, seed=0):
+def search_pairs(score, shape, like, options: SearchOptions):
     r"""Minimize ``score(X, Y)`` over pairs of points; return the worst found.
 
     Pairs are sampled as :math:`X \sim \text{scale}\cdot\mathcal N(0, I)` and
@@ -106,6 +173,8 @@ def search_pairs(score, shape, like, *, samples=64, steps=40, keep=8, scale=1.0,
         Trailing shape of one point (block shapes for tuples).
     like : array
         Library, dtype and device.
+    options : SearchOptions
+        ``samples``, ``search_steps`` (the rounds), ``keep``, ``scale``, ``seed``.
 
     Returns
     -------
@@ -113,8 +182,9 @@ def search_pairs(score, shape, like, *, samples=64, steps=40, keep=8, scale=1.0,
         The smallest value found, the largest magnitude seen, the number of
         pairs evaluated, and the worst pair ``(x, y)``.
     """
-    rng = np.random.default_rng(seed)
-    n = vector_size(shape)
+    samples, keep, scale = options.samples, options.keep, options.scale
+    rng = np.random.default_rng(options.seed)
+    n = shape_size(shape)
     unit = scale * math.sqrt(n)
     lo, hi = 10 * math.sqrt(eps_of(like)), 2.0
 
@@ -137,7 +207,7 @@ def search_pairs(score, shape, like, *, samples=64, steps=40, keep=8, scale=1.0,
     def norms(v):
         return np.sqrt(host(batch_dot(v, v, 1)))
 
-    for _ in range(steps):
+    for _ in range(options.search_steps):
         C = vmap(lambda a, b: 0.5 * (a + b), X, Y)
         H = vmap(lambda a, b: 0.5 * (a - b), X, Y)
         hn = norms(H)

@@ -7,13 +7,11 @@ vectors carries ``nb`` extra leading axes.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from array_api_compat import device
 
 from .._backend import namespace, to_numpy
-from .._vectors import batch_sq_norms, first_array, is_tuple, vmap
+from .._vectors import batch_sq_norms, block_shapes, first_array, is_block_shape, is_tuple, vmap
 
 __all__ = [
     "like_of",
@@ -22,7 +20,6 @@ __all__ = [
     "batch_norm",
     "host",
     "stack",
-    "vector_size",
     "eps_of",
     "take",
     "put_rows",
@@ -51,18 +48,6 @@ def like_of(op, like):
     )
 
 
-def _shapes(shape):
-    """``shape`` as a tuple of block shapes, and whether it was blocked."""
-    if shape and isinstance(shape[0], tuple):
-        return tuple(shape), True
-    return (tuple(shape),), False
-
-
-def vector_size(shape) -> int:
-    blocks, _ = _shapes(shape)
-    return sum(math.prod(s) for s in blocks)
-
-
 def random_vector(shape, like, rng, batch=(), scale=1.0):
     """Standard normal entries (times ``scale``) of trailing ``shape`` and
     leading ``batch`` axes, in ``like``'s library, dtype and device.
@@ -71,14 +56,13 @@ def random_vector(shape, like, rng, batch=(), scale=1.0):
     of arrays is returned).
     """
     xp = namespace(like)
-    blocks, blocked = _shapes(shape)
     parts = tuple(
         xp.asarray(
             scale * rng.standard_normal((*batch, *s)), dtype=like.dtype, device=device(like)
         )
-        for s in blocks
+        for s in block_shapes(shape)
     )
-    return parts if blocked else parts[0]
+    return parts if is_block_shape(shape) else parts[0]
 
 
 def batch_dot(a, b, nb: int):

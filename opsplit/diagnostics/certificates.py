@@ -85,15 +85,9 @@ J. Z. Kolter, "Monotone operator equilibrium networks", NeurIPS 2020.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
-from .._vectors import axpy, lincomb, scale, sub
-from ..operators.monotone import ForwardOperator
-from ..splitting import DouglasRachford, ForwardBackward, PeacemanRachford
-from ._vec import batch_norm, host
-from .rates import dr_contraction
+from .._backend import to_numpy
+from .._certify import make_certificate
+from ..splitting import fb_error_factor, rachford_error_factor
 
 __all__ = [
     "fb_error_factor",
@@ -103,126 +97,52 @@ __all__ = [
 ]
 
 
-def _check(step, margin, lipschitz, monotonicity):
-    if not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
-    if not margin > 0:
-        raise ValueError(f"margin must be > 0 for an error bound, got {margin}")
-    if not lipschitz >= 0:
-        raise ValueError(f"lipschitz must be >= 0, got {lipschitz}")
-    if not monotonicity >= 0:
-        raise ValueError(f"monotonicity must be >= 0, got {monotonicity}")
-
-
-def fb_error_factor(step: float, margin: float, lipschitz: float, monotonicity: float = 0.0):
-    r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|x^{+} - x\|` after a forward–backward step.
-
-    :math:`c = \sqrt{1 - 2\alpha m_A + \alpha^2 L^2}/(\alpha m)`, at most
-    :math:`(1/\alpha + L)/m`; see the module docstring for the derivation.
-
-    Parameters
-    ----------
-    step : float
-        ``α``.
-    margin : float
-        ``m > 0``, strong monotonicity of ``A + B``.
-    lipschitz : float
-        ``L``, Lipschitz constant of ``A``.
-    monotonicity : float
-        :math:`m_A \ge 0`, strong monotonicity of ``A`` alone (0 if unknown).
-
-    Examples
-    --------
-    >>> from opsplit.diagnostics import fb_error_factor
-    >>> fb_error_factor(0.5, 1.0, 2.0) <= (1 / 0.5 + 2.0) / 1.0
-    True
-    """
-    _check(step, margin, lipschitz, monotonicity)
-    lip = math.sqrt(max(0.0, 1.0 - 2.0 * step * monotonicity + (step * lipschitz) ** 2))
-    return lip / (step * margin)
-
-
-def rachford_error_factor(
-    step: float, margin: float, lipschitz: float, monotonicity: float = 0.0,
-    relaxation: float = 2.0,
-):
-    r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|u^{+} - u\|` after a Peaceman–Rachford
-    (``relaxation = 2``) or Douglas–Rachford step, returning :math:`x^{+} = J_{\alpha B}u^{+}`.
-
-    The smaller of :math:`1 + (1 + \alpha L)/(\lambda\alpha m)` and, when
-    :math:`m_A > 0`, :math:`c/(1 - c)` with ``c = dr_contraction(m_A, L, α, λ)``.
-
-    Parameters
-    ----------
-    step, margin, lipschitz, monotonicity
-        As in :func:`fb_error_factor`.
-    relaxation : float
-        ``λ ∈ (0, 2]``.
-
-    Examples
-    --------
-    >>> from opsplit.diagnostics import rachford_error_factor
-    >>> round(rachford_error_factor(1.0, 1.0, 1.0), 6)      # 1 + 2/2
-    2.0
-    >>> round(rachford_error_factor(1.0, 1.0, 1.0, monotonicity=1.0), 6)  # c = 0
-    0.0
-    """
-    _check(step, margin, lipschitz, monotonicity)
-    if not 0 < relaxation <= 2:
-        raise ValueError(f"relaxation must be in (0, 2], got {relaxation}")
-    factor = 1.0 + (1.0 + step * lipschitz) / (relaxation * step * margin)
-    if monotonicity > 0 and lipschitz >= monotonicity:
-        c = dr_contraction(monotonicity, lipschitz, step, relaxation)
-        if c < 1.0:
-            factor = min(factor, c / (1.0 - c))
-    return factor
-
-
-def uniqueness_certificate(margin: float | None, source: str) -> tuple[bool | None, str]:
+def uniqueness_certificate(
+    margin: float | None, source: str, *, verified: bool = True
+) -> tuple[bool | None, str]:
     """``(unique, why)`` for a problem whose ``A + B`` has strong-monotonicity ``margin``.
 
-    ``source`` says where the margin comes from (e.g. ``"supplied by the user"``).
+    Parameters
+    ----------
+    margin : float or None
+        The margin of ``A + B`` (``None``: unknown).
+    source : str
+        Where the margin comes from (e.g. ``"exact margin of I - W"``).
+    verified : bool
+        ``False`` when the margin is a declared constant that nothing
+        checked: the text then says so.
+
+    Returns
+    -------
+    tuple (bool or None, str)
 
     Examples
     --------
     >>> from opsplit.diagnostics import uniqueness_certificate
-    >>> uniqueness_certificate(0.5, "declared by the operators")[0]
+    >>> uniqueness_certificate(0.5, "computed from the matrix")[0]
+    True
+    >>> "declared, not verified" in uniqueness_certificate(0.5, "declared", verified=False)[1]
     True
     """
-    if margin is None:
-        return None, "uniqueness not certified: no strong-monotonicity margin is known"
-    if margin > 0:
-        return True, (
-            f"unique zero: A + B is {margin:.4g}-strongly monotone ({source}); a strongly "
-            "monotone, maximally monotone operator has exactly one zero"
-        )
-    return False, (
-        f"uniqueness not certified: the margin {margin:.4g} ({source}) is not positive"
-    )
-
-
-def _norms(v, batch_ndim):
-    return host(batch_norm(v, batch_ndim))
-
-
-def _fb_element(A_x, A_xn, x, x_new, step):
-    """``g = (x - x⁺)/α - (A x - A x⁺) ∈ (A + B)(x⁺)`` for ``x⁺ = J_{αB}(x - αAx)``."""
-    return sub(scale(1.0 / step, sub(x, x_new)), sub(A_x, A_xn))
+    cert = make_certificate(None if margin is None else float(margin), source, verified)
+    return cert.unique, cert.reason
 
 
 def inclusion_bound(problem, method, state, margin: float, batch_ndim: int):
     r"""Per-sample bound on :math:`\|x^{+} - x^*\|` from computed elements of
     :math:`(A + B)` (see the module docstring), or ``None``.
 
-    Needs ``A`` to be evaluable and ``method`` to be forward–backward,
-    Peaceman–Rachford or Douglas–Rachford; costs two evaluations of ``A``
-    (and, for the Rachford methods, one application of
-    :math:`J_{\alpha B}`).
+    The method computes it (:meth:`SplittingMethod.inclusion_bound
+    <opsplit.SplittingMethod.inclusion_bound>`): forward–backward with two
+    evaluations of ``A``; Peaceman–Rachford and Douglas–Rachford with two
+    evaluations of ``A`` and one application of :math:`J_{\alpha B}`.
 
     Parameters
     ----------
     problem : Inclusion
+        The problem solved.
     method : SplittingMethod
+        The method that solved it.
     state : State
         The final state of the solve (``x`` the returned point, ``z`` the
         governing variable, ``delta`` its last change).
@@ -236,22 +156,5 @@ def inclusion_bound(problem, method, state, margin: float, batch_ndim: int):
     numpy.ndarray or None
         Shape: the batch shape.
     """
-    A = problem.A
-    if not isinstance(A, ForwardOperator) or state is None or state.delta is None:
-        return None
-    if not margin > 0:
-        return None
-    step = method.step
-    x_new = state.x
-    if isinstance(method, ForwardBackward):
-        x = sub(x_new, state.delta)
-        g = _fb_element(A.evaluate(x), A.evaluate(x_new), x, x_new, step)
-        return _norms(g, batch_ndim) / margin
-    if isinstance(method, (PeacemanRachford, DouglasRachford)):
-        A_xn = A.evaluate(x_new)
-        direct = _norms(axpy(1.0 / step, sub(state.z, x_new), A_xn), batch_ndim) / margin
-        x_hat = problem.B.resolvent(step)(lincomb(1.0, x_new, -step, A_xn))
-        g_hat = _fb_element(A_xn, A.evaluate(x_hat), x_new, x_hat, step)
-        natural = _norms(sub(x_new, x_hat), batch_ndim) + _norms(g_hat, batch_ndim) / margin
-        return np.minimum(direct, natural)
-    return None
+    bound = method.inclusion_bound(problem, state, margin, batch_ndim)
+    return None if bound is None else to_numpy(bound)

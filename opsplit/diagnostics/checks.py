@@ -41,7 +41,7 @@ import math
 import numpy as np
 
 from .._backend import namespace
-from .._vectors import is_tuple, vmap
+from .._vectors import is_block_shape, same_shape, shape_of, shape_size, sub, vmap
 from ..operators._base import LinearOperator
 from ..operators.monotone import (
     ForwardOperator,
@@ -49,11 +49,12 @@ from ..operators.monotone import (
     MonotoneOperator,
     ResolventOperator,
 )
+from ..operators.spectral import _upcast
 from ..prox._base import ProxFunction
 from ._report import CheckReport, compare, finish
-from ._search import PairScore, _row_scale, batched, search_pairs
-from ._vec import batch_dot, eps_of, host, like_of, random_vector, vector_size
-from .linear import _upcast, dense_matrix, margin, opnorm
+from ._search import PairScore, SearchOptions, _row_scale, batched, search_options, search_pairs
+from ._vec import batch_dot, eps_of, host, like_of, random_vector
+from .linear import margin, opnorm
 
 __all__ = [
     "check_monotone",
@@ -64,13 +65,10 @@ __all__ = [
     "check_nonexpansive",
     "check_reflected",
     "check_moreau",
+    "SearchOptions",
 ]
 
 _TINY = np.finfo(np.float64).tiny
-
-
-def _sub(a, b):
-    return vmap(lambda u, v: u - v, a, b)
 
 
 def _sq(a):
@@ -84,24 +82,12 @@ def _dot(a, b):
 def _shape_of(x_like):
     if x_like is None:
         raise ValueError("x_like is required: an array shaped like one input of the operator")
-    if is_tuple(x_like):
-        return tuple(tuple(p.shape) for p in x_like)
     like_of(None, x_like)  # TypeError for non-arrays
-    return tuple(x_like.shape)
+    return shape_of(x_like)
 
 
 def _rtol(like, rtol):
     return 10 * math.sqrt(eps_of(like)) if rtol is None else float(rtol)
-
-
-def _search_options(samples, search_steps, keep, scale, seed):
-    for name, v in (("samples", samples), ("search_steps", search_steps), ("keep", keep)):
-        least = 0 if name == "search_steps" else 1
-        if not isinstance(v, int) or isinstance(v, bool) or v < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale}")
-    return dict(samples=samples, steps=search_steps, keep=keep, scale=float(scale), seed=seed)
 
 
 def _forward_map(op, is_batched):
@@ -133,12 +119,6 @@ def _map_of(T, step, is_batched):
     )
 
 
-def _same_shape(a, b):
-    if is_tuple(a) or is_tuple(b):
-        return is_tuple(a) and is_tuple(b) and [p.shape for p in a] == [p.shape for p in b]
-    return a.shape == b.shape
-
-
 def _descent(d, dF, ratio, lip, like):
     r"""A step of the (shifted) power iteration :math:`d \leftarrow d - \tau (J d - q d)`
     towards the most negative direction of the Rayleigh quotient, with the
@@ -160,16 +140,10 @@ def _sampled_report(name, quantity, outcome, required, tol, better, sampled_how)
     )
 
 
-def _searched(score, x_like, samples, search_steps, keep, scale, seed):
-    """Validate the search options, then search pairs shaped like ``x_like``;
-    returns the outcome and the reference array."""
-    opts = _search_options(samples, search_steps, keep, scale, seed)
+def _searched(score, x_like, options):
+    """Search pairs shaped like ``x_like``; returns the outcome and the reference array."""
     like = like_of(None, x_like)
-    return search_pairs(score, _shape_of(x_like), like, **opts), like
-
-
-def _how(samples, search_steps, keep):
-    return f"{samples} sampled pairs, then {search_steps} search rounds from the {keep} worst"
+    return search_pairs(score, _shape_of(x_like), like, options), like
 
 
 # -- monotonicity ---------------------------------------------------------------------
@@ -180,15 +154,12 @@ def check_monotone(
     x_like=None,
     *,
     strong: float = 0.0,
-    samples: int = 64,
-    search_steps: int = 40,
-    keep: int = 8,
-    scale: float = 1.0,
     rtol: float | None = None,
     step: float = 1.0,
     batched: bool = True,
-    seed: int = 0,
     raise_on_fail: bool = False,
+    options: SearchOptions | None = None,
+    **search,
 ) -> CheckReport:
     r"""Check that ``op`` is monotone (``strong = 0``) or ``strong``-strongly monotone.
 
@@ -210,9 +181,6 @@ def check_monotone(
         operators that hold an array.
     strong : float
         The required margin ``m`` (0 for plain monotonicity).
-    samples, search_steps, keep, scale, seed
-        Number of sampled pairs, of search rounds, of pairs refined; the
-        typical magnitude of the inputs; the random seed.
     rtol : float, optional
         Rounding allowance relative to the operator's size (default
         ``10·sqrt(eps)``).
@@ -222,6 +190,11 @@ def check_monotone(
         Whether ``op`` accepts leading batch axes (else it is applied row by row).
     raise_on_fail : bool
         Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
+    options : SearchOptions, optional
+        How pairs are sampled and searched (default ``SearchOptions()``).
+    **search
+        Fields of :class:`SearchOptions` (``samples``, ``search_steps``,
+        ``keep``, ``scale``, ``seed``) overriding those of ``options``.
 
     Returns
     -------
@@ -248,31 +221,31 @@ def check_monotone(
         report = compare(name, m, strong, tol, "higher", quantity, "exact margin: " + m.method)
         return finish(report, raise_on_fail)
 
+    opts = search_options(options, **search)
     shape = _shape_of(x_like)
     like = like_of(None, x_like)
-    opts = _search_options(samples, search_steps, keep, scale, seed)
     if isinstance(op, ResolventOperator) and not isinstance(op, ForwardOperator):
         J = _map_of(op, step, batched)
 
         def score(X, Y):
             JX, JY = J(X), J(Y)
-            dJ = _sub(JX, JY)
-            dA = vmap(lambda a: a / step, _sub(_sub(X, JX), _sub(Y, JY)))
+            dJ = sub(JX, JY)
+            dA = vmap(lambda a: a / step, sub(sub(X, JX), sub(Y, JY)))
             sq = np.maximum(_sq(dJ), _TINY)
             return PairScore(_dot(dA, dJ) / sq, np.sqrt(_sq(dA) / sq))
 
-        how = "graph points of the resolvent: " + _how(samples, search_steps, keep)
+        how = "graph points of the resolvent: " + opts.describe()
     else:
         F = _forward_map(op, batched)
 
         def score(X, Y):
-            d, dF = _sub(X, Y), _sub(F(X), F(Y))
+            d, dF = sub(X, Y), sub(F(X), F(Y))
             sq = np.maximum(_sq(d), _TINY)
             ratio, lip = _dot(dF, d) / sq, np.sqrt(_sq(dF) / sq)
             return PairScore(ratio, lip, _descent(d, dF, ratio, lip, like))
 
-        how = _how(samples, search_steps, keep)
-    outcome = search_pairs(score, shape, like, **opts)
+        how = opts.describe()
+    outcome = search_pairs(score, shape, like, opts)
     tol = _rtol(like, rtol) * max(outcome.magnitude, _TINY)
     report = _sampled_report(name, quantity, outcome, strong, tol, "higher", how)
     return finish(report, raise_on_fail)
@@ -286,14 +259,11 @@ def check_lipschitz(
     x_like=None,
     lipschitz: float | None = None,
     *,
-    samples: int = 64,
-    search_steps: int = 40,
-    keep: int = 8,
-    scale: float = 1.0,
     rtol: float | None = None,
     batched: bool = True,
-    seed: int = 0,
     raise_on_fail: bool = False,
+    options: SearchOptions | None = None,
+    **search,
 ) -> CheckReport:
     r"""Check :math:`\|Ax - Ay\| \le L\,\|x - y\|`.
 
@@ -309,7 +279,15 @@ def check_lipschitz(
         Shaped like one input.
     lipschitz : float, optional
         The claimed constant; defaults to ``op.lipschitz``.
-    samples, search_steps, keep, scale, rtol, batched, seed, raise_on_fail
+    rtol : float, optional
+        As in :func:`check_monotone`.
+    batched : bool
+        As in :func:`check_monotone`.
+    raise_on_fail : bool
+        As in :func:`check_monotone`.
+    options : SearchOptions, optional
+        As in :func:`check_monotone`.
+    **search
         As in :func:`check_monotone`.
 
     Returns
@@ -326,6 +304,7 @@ def check_lipschitz(
     >>> ops.diagnostics.check_lipschitz(tanh, np.zeros(3), lipschitz=0.5).passed
     False
     """
+    opts = search_options(options, **search)
     if lipschitz is None:
         lipschitz = getattr(op, "lipschitz", None)
         if lipschitz is None or callable(lipschitz):
@@ -343,14 +322,14 @@ def check_lipschitz(
     F = _forward_map(op, batched)
 
     def score(X, Y):
-        d, dF = _sub(X, Y), _sub(F(X), F(Y))
+        d, dF = sub(X, Y), sub(F(X), F(Y))
         ratio = np.sqrt(_sq(dF) / np.maximum(_sq(d), _TINY))
         # Proposal: a power-iteration step (when the map preserves the shape).
-        return PairScore(-ratio, ratio, dF if _same_shape(dF, d) else None)
+        return PairScore(-ratio, ratio, dF if same_shape(dF, d) else None)
 
-    outcome, like = _searched(score, x_like, samples, search_steps, keep, scale, seed)
+    outcome, like = _searched(score, x_like, opts)
     tol = _rtol(like, rtol) * max(outcome.magnitude, _TINY)
-    how = _how(samples, search_steps, keep)
+    how = opts.describe()
     report = _sampled_report("Lipschitz", quantity, outcome, lipschitz, tol, "lower", how)
     return finish(report, raise_on_fail)
 
@@ -359,7 +338,7 @@ def _cocoercivity_exact(L, like):
     r"""Largest ``β`` with :math:`\tfrac12(L + L^H) - \beta L^H L \succeq 0`, by bisection
     on ``λ_min`` of the dense pencil (small operators only)."""
 
-    M = _upcast(dense_matrix(L, like))
+    M = _upcast(L.to_dense(like))
     xp = namespace(M)
     S = (M + xp.matrix_transpose(M)) / 2
     G = xp.matmul(xp.matrix_transpose(M), M)
@@ -387,15 +366,12 @@ def check_cocoercive(
     x_like=None,
     beta: float | None = None,
     *,
-    samples: int = 64,
-    search_steps: int = 40,
-    keep: int = 8,
-    scale: float = 1.0,
     rtol: float | None = None,
     batched: bool = True,
     dense_limit: int = 512,
-    seed: int = 0,
     raise_on_fail: bool = False,
+    options: SearchOptions | None = None,
+    **search,
 ) -> CheckReport:
     r"""Check that ``op`` is ``β``-cocoercive: :math:`\langle Ax - Ay, x - y\rangle
     \ge \beta\,\|Ax - Ay\|^2`.
@@ -414,7 +390,15 @@ def check_cocoercive(
         The claimed constant; defaults to ``op.cocoercivity``.
     dense_limit : int
         Linear operators with at most this many unknowns are checked exactly.
-    samples, search_steps, keep, scale, rtol, batched, seed, raise_on_fail
+    rtol : float, optional
+        As in :func:`check_monotone`.
+    batched : bool
+        As in :func:`check_monotone`.
+    raise_on_fail : bool
+        As in :func:`check_monotone`.
+    options : SearchOptions, optional
+        As in :func:`check_monotone`.
+    **search
         As in :func:`check_monotone`.
 
     Returns
@@ -431,6 +415,7 @@ def check_cocoercive(
     >>> ops.diagnostics.check_cocoercive(grad, np.zeros(4), beta=1.0).passed
     False
     """
+    opts = search_options(options, **search)
     if beta is None:
         beta = getattr(op, "cocoercivity", None)
         if beta is None:
@@ -439,8 +424,8 @@ def check_cocoercive(
     linear = op.op if isinstance(op, LinearMonotone) else op
     if (
         isinstance(linear, LinearOperator)
-        and not isinstance(linear.in_shape[0], tuple)
-        and vector_size(linear.in_shape) <= dense_limit
+        and not is_block_shape(linear.in_shape)
+        and shape_size(linear.in_shape) <= dense_limit
     ):
         ref = like_of(linear, x_like)
         value = _cocoercivity_exact(linear, ref)
@@ -451,15 +436,15 @@ def check_cocoercive(
     F = _forward_map(op, batched)
 
     def score(X, Y):
-        d, dF = _sub(X, Y), _sub(F(X), F(Y))
+        d, dF = sub(X, Y), sub(F(X), F(Y))
         sqF = _sq(dF)
         ratio = np.where(sqF > _TINY, _dot(dF, d) / np.maximum(sqF, _TINY), np.inf)
         return PairScore(ratio, np.sqrt(_sq(d) / np.maximum(sqF, _TINY)), dF)
 
-    outcome, like = _searched(score, x_like, samples, search_steps, keep, scale, seed)
+    outcome, like = _searched(score, x_like, opts)
     finite = outcome.magnitude if math.isfinite(outcome.magnitude) else 1.0
     tol = _rtol(like, rtol) * max(min(finite, abs(beta) + 1.0), _TINY)
-    how = _how(samples, search_steps, keep)
+    how = opts.describe()
     report = _sampled_report("cocoercive", quantity, outcome, beta, tol, "higher", how)
     return finish(report, raise_on_fail)
 
@@ -473,15 +458,12 @@ def check_averaged(
     theta: float = 0.5,
     *,
     step: float = 1.0,
-    samples: int = 64,
-    search_steps: int = 40,
-    keep: int = 8,
-    scale: float = 1.0,
     rtol: float | None = None,
     batched: bool = True,
-    seed: int = 0,
     raise_on_fail: bool = False,
     name: str | None = None,
+    options: SearchOptions | None = None,
+    **search,
 ) -> CheckReport:
     r"""Check that the map ``T`` is ``θ``-averaged.
 
@@ -509,7 +491,15 @@ def check_averaged(
         The averagedness constant in ``(0, 1]``.
     step : float
         Step of the prox or resolvent.
-    samples, search_steps, keep, scale, rtol, batched, seed, raise_on_fail
+    rtol : float, optional
+        As in :func:`check_monotone`.
+    batched : bool
+        As in :func:`check_monotone`.
+    raise_on_fail : bool
+        As in :func:`check_monotone`.
+    options : SearchOptions, optional
+        As in :func:`check_monotone`.
+    **search
         As in :func:`check_monotone`.
     name : str, optional
         Name used in the report.
@@ -526,22 +516,23 @@ def check_averaged(
     >>> ops.diagnostics.check_averaged(lambda x: 1.1 * x, np.zeros(5), 1.0).passed
     False
     """
+    opts = search_options(options, **search)
     if not 0 < theta <= 1:
         raise ValueError(f"theta must be in (0, 1], got {theta}")
     F = _map_of(T, step, batched)
     k = (1.0 - theta) / theta
 
     def score(X, Y):
-        d, dT = _sub(X, Y), _sub(F(X), F(Y))
+        d, dT = sub(X, Y), sub(F(X), F(Y))
         sq = np.maximum(_sq(d), _TINY)
-        slack = sq - _sq(dT) - k * _sq(_sub(d, dT))
+        slack = sq - _sq(dT) - k * _sq(sub(d, dT))
         return PairScore(slack / sq, np.ones_like(sq))
 
-    outcome, like = _searched(score, x_like, samples, search_steps, keep, scale, seed)
+    outcome, like = _searched(score, x_like, opts)
     tol = _rtol(like, rtol)
     label = name or f"{theta:g}-averaged"
     quantity = "min slack of the averagedness inequality / |x - y|^2"
-    how = _how(samples, search_steps, keep)
+    how = opts.describe()
     report = _sampled_report(label, quantity, outcome, 0.0, tol, "higher", how)
     return finish(report, raise_on_fail)
 
@@ -622,11 +613,10 @@ def check_moreau(
     *,
     step: float = 1.0,
     conjugate=None,
-    samples: int = 16,
-    scale: float = 1.0,
     rtol: float | None = None,
-    seed: int = 0,
     raise_on_fail: bool = False,
+    options: SearchOptions | None = None,
+    **search,
 ) -> CheckReport:
     r"""Check the Moreau identity of a prox and its conjugate's prox:
 
@@ -646,10 +636,15 @@ def check_moreau(
     conjugate : ProxFunction, optional
         An independent implementation of :math:`f^*` (for example
         ``LInfBall(λ)`` for ``L1(λ)``); defaults to ``f.conjugate()``.
-    samples, scale, rtol, seed, raise_on_fail
-        Number of random points, their magnitude, the tolerance on the
-        relative mismatch (default ``1000·eps``), the seed, and whether to
-        raise on failure.
+    rtol : float, optional
+        The tolerance on the relative mismatch (default ``1000·eps``).
+    raise_on_fail : bool
+        Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
+    options : SearchOptions, optional
+        Its ``samples`` (random points, default 16), ``scale`` and ``seed``
+        are used; no search.
+    **search
+        Fields of :class:`SearchOptions` overriding those of ``options``.
 
     Returns
     -------
@@ -672,9 +667,11 @@ def check_moreau(
         raise TypeError(f"conjugate must be a ProxFunction, got {type(g).__name__}")
     if not step > 0:
         raise ValueError(f"step must be > 0, got {step}")
+    opts = search_options(SearchOptions(samples=16) if options is None else options, **search)
+    samples = opts.samples
     like = like_of(None, x_like)
-    rng = np.random.default_rng(seed)
-    X = random_vector(_shape_of(x_like), like, rng, batch=(samples,), scale=scale)
+    rng = np.random.default_rng(opts.seed)
+    X = random_vector(_shape_of(x_like), like, rng, batch=(samples,), scale=opts.scale)
     p = f.prox(X, step)
     q = g.prox(vmap(lambda a: a / step, X), 1.0 / step)
     r = vmap(lambda a, b, c: a - b - step * c, X, p, q)

@@ -30,10 +30,23 @@ methods", Appl. Comput. Math. 15 (2016), §2 and §6.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._result import SolveResult, Status
+from ..splitting import (
+    METHODS,
+    ForwardBackward,
+    SplittingMethod,
+    dr_contraction,
+    fb_contraction,
+    method_from_name,
+    method_name,
+    pr_contraction,
+)
 
 __all__ = [
     "RateFit",
@@ -70,10 +83,14 @@ class RateFit:
         (``log r`` linear in ``log k``: :math:`r_k \\approx C / k^{\\text{order}}`).
     order : float
         The power ``p`` of the :math:`O(1/k^p)` fit.
-    r2_linear, r2_sublinear : float
-        r² of both models.
-    start, stop : int
-        The fitted iterations ``start <= k < stop`` (0-based indices into the history).
+    r2_linear : float
+        r² of the linear (geometric) model.
+    r2_sublinear : float
+        r² of the sublinear model.
+    start : int
+        First fitted iteration (0-based index into the history).
+    stop : int
+        One past the last fitted iteration: ``start <= k < stop``.
     """
 
     rate: float
@@ -119,8 +136,10 @@ def fit_rate(history, *, tail: float = 0.5, floor: float = 0.0, model: str = "au
 
     Parameters
     ----------
-    history : array_like
-        Residuals per iteration (e.g. ``SolveResult.history``).
+    history : array_like or SolveResult
+        Residuals per iteration; for a :class:`~opsplit.SolveResult`, its
+        absolute residuals ``history_abs`` (which grow on a diverging run,
+        where the relative ones level off near 1).
     tail : float
         Fraction of the run to fit, in ``(0, 1]``; at least 3 points are used.
     floor : float
@@ -146,6 +165,8 @@ def fit_rate(history, *, tail: float = 0.5, floor: float = 0.0, model: str = "au
         raise ValueError(f"model must be 'auto', 'linear' or 'sublinear', got {model!r}")
     if not 0 < tail <= 1:
         raise ValueError(f"tail must be in (0, 1], got {tail}")
+    if isinstance(history, SolveResult):
+        history = history.history if history.history_abs is None else history.history_abs
     h = np.asarray(history, dtype=np.float64).reshape(-1)
     ok = np.isfinite(h) & (h > floor)
     stop = int(np.argmin(ok)) if not ok.all() else h.size
@@ -172,127 +193,37 @@ def fit_rate(history, *, tail: float = 0.5, floor: float = 0.0, model: str = "au
     )
 
 
-# -- theoretical factors --------------------------------------------------------------
+# -- theoretical factors: each method's own (opsplit.splitting) ---------------------
 
 
-def _constants(m, L, step=None):
-    for name, v in (("m", m), ("L", L)) + ((("step", step),) if step is not None else ()):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            raise TypeError(f"{name} must be a finite real number, got {v!r}")
-    if not m >= 0:
-        raise ValueError(f"m must be >= 0, got {m}")
-    if not L > 0:
-        raise ValueError(f"L must be > 0, got {L}")
-    if m > L * (1 + 1e-12):
-        raise ValueError(f"m = {m} exceeds L = {L}: no operator has these constants")
-    if step is not None and not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
-
-
-def fb_contraction(m: float, L: float, step: float) -> float:
-    r"""Contraction factor :math:`\sqrt{1 - 2\alpha m + \alpha^2 L^2}` of forward–backward.
-
-    It bounds the Lipschitz constant of :math:`I - \alpha A` (``A``
-    ``m``-strongly monotone, ``L``-Lipschitz) and so of the whole step
-    :math:`J_{\alpha B}(I - \alpha A)`; it is below 1 iff ``step < 2m/L²``.
-
-    Examples
-    --------
-    >>> from opsplit.diagnostics import fb_contraction
-    >>> round(fb_contraction(1.0, 2.0, 0.25), 6)
-    0.866025
-    """
-    _constants(m, L, step)
-    return math.sqrt(max(0.0, 1.0 - 2.0 * step * m + (step * L) ** 2))
-
-
-def pr_contraction(m: float, L: float, step: float) -> float:
-    r"""Contraction factor :math:`\sqrt{1 - 4\alpha m/(1 + \alpha L)^2}` of Peaceman–Rachford.
-
-    For ``A`` ``m``-strongly monotone and ``L``-Lipschitz, with
-    :math:`y = J_{\alpha A} x` so that :math:`x = y + \alpha A y` and
-    :math:`R_{\alpha A} x = y - \alpha A y`, differences satisfy
-    :math:`\|\Delta R\|^2 = \|\Delta x\|^2 - 4\alpha\langle \Delta y, \Delta A y\rangle
-    \le \|\Delta x\|^2 - 4\alpha m \|\Delta y\|^2` and
-    :math:`\|\Delta x\| \le (1 + \alpha L)\|\Delta y\|`; the reflected
-    resolvent of the other (monotone) operator is nonexpansive.  ``m`` and
-    ``L`` are those of the operator whose reflected resolvent contracts.
-
-    Examples
-    --------
-    >>> from opsplit.diagnostics import pr_contraction
-    >>> round(pr_contraction(1.0, 2.0, 0.5), 6)    # α = 1/L is optimal: sqrt(1 - m/L)
-    0.707107
-    """
-    _constants(m, L, step)
-    return math.sqrt(max(0.0, 1.0 - 4.0 * step * m / (1.0 + step * L) ** 2))
-
-
-def dr_contraction(m: float, L: float, step: float, relaxation: float = 1.0) -> float:
-    r"""Contraction factor of Douglas–Rachford with relaxation ``λ``:
-    :math:`|1 - \lambda/2| + (\lambda/2)\,c_{PR}`.
-
-    The map is :math:`(1 - \lambda/2) I + (\lambda/2) R_{\alpha A} R_{\alpha B}`;
-    ``λ = 1`` gives :math:`(1 + c_{PR})/2`, ``λ = 2`` gives Peaceman–Rachford.
-
-    Examples
-    --------
-    >>> from opsplit.diagnostics import dr_contraction, pr_contraction
-    >>> c = pr_contraction(1.0, 2.0, 0.5)
-    >>> dr_contraction(1.0, 2.0, 0.5) == (1 + c) / 2
-    True
-    """
-    if not 0 < relaxation <= 2:
-        raise ValueError(f"relaxation must be in (0, 2], got {relaxation}")
-    c = pr_contraction(m, L, step)
-    return abs(1.0 - relaxation / 2.0) + relaxation / 2.0 * c
-
-
-_NAMES = {
-    "forward_backward": "forward_backward",
-    "fb": "forward_backward",
-    "forwardbackward": "forward_backward",
-    "peaceman_rachford": "peaceman_rachford",
-    "pr": "peaceman_rachford",
-    "peacemanrachford": "peaceman_rachford",
-    "douglas_rachford": "douglas_rachford",
-    "dr": "douglas_rachford",
-    "douglasrachford": "douglas_rachford",
-}
-
-
-def _kind(method):
-    """The method family and (for instances) its step and relaxation."""
-    from ..splitting import DouglasRachford, ForwardBackward, PeacemanRachford
-
-    classes = {
-        ForwardBackward: "forward_backward",
-        PeacemanRachford: "peaceman_rachford",
-        DouglasRachford: "douglas_rachford",
-    }
+def _method(method, step=None):
+    """A method instance for ``method`` (an instance, a registered class, or a name
+    such as ``"pr"``, ``"PeacemanRachford"`` or ``"peaceman_rachford"``), with
+    ``step`` when given."""
+    if isinstance(method, SplittingMethod):
+        return method if step is None else dataclasses.replace(method, step=step)
     if isinstance(method, str):
-        key = method.lower().replace("-", "_").replace(" ", "_")
-        if key not in _NAMES:
-            raise ValueError(
-                f"method must be one of {sorted(set(_NAMES.values()))} (or fb, pr, dr), "
-                f"got {method!r}"
-            )
-        return _NAMES[key], None, 1.0
-    for cls, name in classes.items():
-        if method is cls:
-            return name, None, 1.0
-        if isinstance(method, cls):
-            return name, method.step, getattr(method, "relaxation", 2.0 if cls is
-                                              PeacemanRachford else 1.0)
-    raise TypeError(
-        "method must be a ForwardBackward, PeacemanRachford or DouglasRachford "
-        f"(instance or class) or its name, got {type(method).__name__}"
-    )
+        name = method.replace("_", "").replace("-", "").replace(" ", "")
+        try:
+            cls = type(method_from_name(name))
+        except ValueError as exc:
+            raise ValueError(f"method: {exc}") from None
+    elif isinstance(method, type) and issubclass(method, SplittingMethod):
+        cls = METHODS[method_name(method)]
+    else:
+        raise TypeError(
+            "method must be a splitting method (instance or registered class) or its name, "
+            f"got {type(method).__name__}"
+        )
+    return cls() if step is None else cls(step=step)
 
 
 def contraction(method, m: float, L: float, step: float | None = None) -> float:
     """The theoretical contraction factor of ``method`` (a method instance, class or
     name) for constants ``m``, ``L``; ``step`` defaults to the instance's.
+
+    The factor is the method's own (:meth:`SplittingMethod.contraction
+    <opsplit.SplittingMethod.contraction>`).
 
     Examples
     --------
@@ -301,15 +232,9 @@ def contraction(method, m: float, L: float, step: float | None = None) -> float:
     >>> round(contraction(ops.DouglasRachford(step=0.5), 1.0, 2.0), 6)
     0.853553
     """
-    kind, own_step, relaxation = _kind(method)
-    step = own_step if step is None else step
-    if step is None:
+    if step is None and not isinstance(method, SplittingMethod):
         raise ValueError("step is required when method is a class or a name")
-    if kind == "forward_backward":
-        return fb_contraction(m, L, step)
-    if kind == "peaceman_rachford":
-        return pr_contraction(m, L, step)
-    return dr_contraction(m, L, step, relaxation)
+    return _method(method, step).contraction(m, L)
 
 
 def optimal_step(method, m: float, L: float) -> float:
@@ -323,19 +248,20 @@ def optimal_step(method, m: float, L: float) -> float:
     >>> optimal_step("fb", 1.0, 2.0), optimal_step("pr", 1.0, 2.0)
     (0.25, 0.5)
     """
-    _constants(m, L)
-    kind = _kind(method)[0]
-    if kind == "forward_backward":
-        if m == 0:
-            raise ValueError("forward-backward has no contraction bound with m = 0")
-        return m / L**2
-    return 1.0 / L
+    return _method(method).optimal_step(m, L)
 
 
 def fb_step_limit(m: float, L: float) -> float:
-    r"""The largest step :math:`2m/L^2` for which the forward–backward bound contracts."""
-    _constants(m, L)
-    return 2.0 * m / L**2
+    r"""The largest step :math:`2m/L^2` for which the forward–backward bound contracts
+    (:meth:`ForwardBackward.step_limit <opsplit.ForwardBackward.step_limit>`).
+
+    Examples
+    --------
+    >>> from opsplit.diagnostics import fb_step_limit
+    >>> fb_step_limit(1.0, 2.0)
+    0.5
+    """
+    return ForwardBackward().step_limit(m, L)
 
 
 def suggest_step(m: float, L: float, method="peaceman_rachford") -> float:
@@ -365,10 +291,12 @@ class RateComparison:
 
     Attributes
     ----------
-    label, step : str, float
-        The method and its step size.
+    label : str
+        The method.
+    step : float
+        Its step size.
     measured : float
-        The fitted geometric rate (:func:`fit_rate`).
+        The fitted geometric rate of the absolute residual (:func:`fit_rate`).
     r2 : float
         Its r².
     bound : float
@@ -377,6 +305,10 @@ class RateComparison:
         ``measured <= bound + slack``: a measured rate above the bound means
         the stated ``m`` or ``L`` is wrong.
     iterations : int
+        Iterations of the run.
+    diverged : bool
+        The run diverged, became non-finite, or its residual grows (a fitted
+        rate above 1): never reported as ``"ok"``.
     """
 
     label: str
@@ -386,31 +318,46 @@ class RateComparison:
     bound: float
     consistent: bool
     iterations: int
+    diverged: bool = False
 
     @property
     def message(self) -> str:
+        if self.diverged:
+            allowed = "as the bound >= 1 allows" if self.bound >= 1 else "against the bound < 1"
+            return f"diverged ({allowed})"
         if self.consistent:
             return "ok"
-        return "measured rate beats the worst case: the stated m or L is wrong"
+        return "measured rate is slower than the worst case: the stated m or L is wrong"
 
 
 def compare_rate(result, method, m: float, L: float, *, tail=0.5, slack=0.01, floor=0.0,
                  label=None) -> RateComparison:
     r"""Compare the fitted rate of a solve with the theoretical bound.
 
+    The rate is fitted on the absolute residual ``result.history_abs``
+    (``‖z_{k+1} - z_k‖``, which a ``c``-contraction shrinks by at least ``c``
+    per iteration; the relative residual levels off near 1 on a diverging
+    run), or on ``result.history`` when the result has no absolute history.
+    A run that diverged, became non-finite, or whose fitted rate exceeds 1
+    is marked ``diverged``.
+
     Parameters
     ----------
     result : SolveResult
-        The solve (its ``history`` is fitted).
+        The solve.
     method : SplittingMethod
         The method instance that produced it.
-    m, L : float
-        Strong monotonicity and Lipschitz constants of the contracting operator.
-    tail, floor : float
+    m : float
+        Strong monotonicity constant of the contracting operator.
+    L : float
+        Its Lipschitz constant.
+    tail : float
+        Passed to :func:`fit_rate`.
+    floor : float
         Passed to :func:`fit_rate`.
     slack : float
-        Allowed excess of the measured rate over the bound (fits of short or
-        relative-residual histories are noisy).
+        Allowed excess of the measured rate over the bound (fits of short
+        histories are noisy).
     label : str, optional
         Row name; defaults to the method's class name.
 
@@ -428,13 +375,14 @@ def compare_rate(result, method, m: float, L: float, *, tail=0.5, slack=0.01, fl
     >>> res = ops.solve(ops.Inclusion(F, ops.Subdifferential(ops.prox.Zero())), meth,
     ...                 np.zeros(2), tol=1e-12)
     >>> c = compare_rate(res, meth, m=2.0, L=np.sqrt(5.0))
-    >>> c.consistent, c.measured <= c.bound
-    (True, True)
+    >>> c.consistent, c.measured <= c.bound, c.message
+    (True, True, 'ok')
     >>> compare_rate(res, meth, m=4.0, L=4.0).consistent     # wrong constants are caught
     False
     """
-    fit = fit_rate(result.history, tail=tail, floor=floor, model="linear")
+    fit = fit_rate(result, tail=tail, floor=floor, model="linear")
     bound = contraction(method, m, L)
+    failed = result.status in (Status.DIVERGED, Status.NONFINITE)
     return RateComparison(
         label=label or type(method).__name__,
         step=float(method.step),
@@ -443,6 +391,7 @@ def compare_rate(result, method, m: float, L: float, *, tail=0.5, slack=0.01, fl
         bound=bound,
         consistent=bool(fit.rate <= bound + slack),
         iterations=int(result.iterations),
+        diverged=bool(failed or fit.rate > 1.0),
     )
 
 

@@ -17,21 +17,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._certify import operator_lipschitz, operator_margin
 from .._result import Status
 from .._solve import solve
-from ..splitting import DouglasRachford, ForwardBackward, PeacemanRachford
-from .rates import contraction, fb_step_limit
+from ..splitting import METHODS, method_from_name
 
-__all__ = ["StepStudy", "step_study", "sweep", "METHODS", "DEFAULT_STEPS"]
+__all__ = ["StepStudy", "step_study", "sweep", "LABELS", "DEFAULT_STEPS"]
 
 DEFAULT_STEPS = tuple(2.0**-k for k in range(7))
 
-#: Study labels and the methods they stand for.
-METHODS = {
-    "FB": ForwardBackward,
-    "PR": PeacemanRachford,
-    "DR": DouglasRachford,
-}
+#: Study labels: the registered short names (:data:`opsplit.splitting.METHODS`)
+#: in capitals, e.g. ``("FB", "PR", "DR")``.
+LABELS = tuple(name.upper() for name in METHODS)
 
 
 @dataclass
@@ -47,12 +44,19 @@ class StepStudy:
     iterations : numpy.ndarray, shape (len(labels), len(steps))
         Iterations taken; a failed run holds the iterations it ran.
     converged : numpy.ndarray of bool, same shape
+        Whether each run converged.
     status : list of list of Status
+        Why each run stopped.
     times : numpy.ndarray
         Wall time of each solve in seconds.
-    tol, maxiter : float, int
-    m, L : float or None
-        The constants of the problem's strongly monotone operator, when known.
+    tol : float
+        The tolerance of every solve.
+    maxiter : int
+        The iteration limit of every solve.
+    m : float or None
+        Strong monotonicity of the problem's contracting operator, when known.
+    L : float or None
+        Its Lipschitz constant, when known.
     results : dict
         ``(label, step) -> SolveResult`` (histories for plots).
     """
@@ -98,7 +102,7 @@ class StepStudy:
         """The theoretical contraction factor for ``label`` at ``step`` (None without m, L)."""
         if self.m is None or self.L is None:
             return None
-        return contraction(METHODS[label](step=step), self.m, self.L)
+        return method_from_name(label, step=step).contraction(self.m, self.L)
 
     def table(self) -> str:
         """Iterations per method (rows) and step (columns); failures by their status."""
@@ -120,10 +124,14 @@ class StepStudy:
         notes = [f"iterations to a relative residual <= {self.tol:g} (max {self.maxiter}); "
                  "'div' diverged, 'max' hit maxiter, 'nan' non-finite"]
         if self.m is not None and self.L is not None:
-            notes.append(
-                f"m = {self.m:.4g}, L = {self.L:.4g}: forward-backward bound contracts for "
-                f"α < 2m/L² = {fb_step_limit(self.m, self.L):.4g}"
-            )
+            for label in self.labels:
+                method = method_from_name(label)
+                limit = method.step_limit(self.m, self.L)
+                if math.isfinite(limit):
+                    notes.append(
+                        f"m = {self.m:.4g}, L = {self.L:.4g}: the {label} bound contracts for "
+                        f"α < {method.step_limit_formula} = {limit:.4g}"
+                    )
         return "\n".join(lines + notes)
 
 
@@ -147,7 +155,7 @@ def step_study(
     problem,
     x0,
     *,
-    methods=("FB", "PR", "DR"),
+    methods=LABELS,
     steps=DEFAULT_STEPS,
     tol: float = 1e-4,
     maxiter: int = 500,
@@ -165,14 +173,22 @@ def step_study(
     x0 : array
         Starting point (a batch: the slowest sample decides, as in
         :func:`opsplit.solve`).
-    methods : sequence of {"FB", "PR", "DR"}
+    methods : sequence of str
+        Labels of registered methods (:data:`LABELS`, e.g. ``"FB"``, ``"PR"``,
+        ``"DR"``; any case).
     steps : sequence of float
         Default :math:`1, 1/2, \dots, 1/64`.
-    tol, maxiter : float, int
+    tol : float
         Passed to :func:`opsplit.solve` (relative residual).
-    m, L : float, optional
-        Strong monotonicity and Lipschitz constant of ``problem.A``; default
-        to its declared constants.  Only used for the bounds in the table.
+    maxiter : int
+        Passed to :func:`opsplit.solve`.
+    m : float, optional
+        Strong monotonicity of ``problem.A``; defaults to its exact margin
+        (affine operators with structure) or declared constant.  Only used
+        for the bounds in the table.
+    L : float, optional
+        Lipschitz constant of ``problem.A``; defaults to its exact norm or
+        declared constant.
     keep_results : bool
         Keep every :class:`~opsplit.SolveResult` (for residual plots).
 
@@ -195,27 +211,28 @@ def step_study(
     True
     """
     if m is None:
-        m = problem.A.strong_monotonicity
+        m = operator_margin(problem.A)[0]
     if L is None:
-        L = getattr(problem.A, "lipschitz", None)
+        L = operator_lipschitz(problem.A)
 
     def run(label, step):
-        return solve(problem, METHODS[label](step=step), x0, tol=tol, maxiter=maxiter)
+        return solve(problem, method_from_name(label, step=step), x0, tol=tol,
+                     maxiter=maxiter)
 
     return sweep(run, methods=methods, steps=steps, tol=tol, maxiter=maxiter, m=m, L=L,
                  keep_results=keep_results)
 
 
-def sweep(run, *, methods=("FB", "PR", "DR"), steps=DEFAULT_STEPS, tol: float = 1e-4,
+def sweep(run, *, methods=LABELS, steps=DEFAULT_STEPS, tol: float = 1e-4,
           maxiter: int = 500, m=None, L=None, keep_results: bool = True) -> StepStudy:
     """The loop of :func:`step_study` around any solver: ``run(label, step)`` must
-    return the :class:`~opsplit.SolveResult` of method ``label`` (``"FB"``,
-    ``"PR"``, ``"DR"``) with step ``step`` at tolerance ``tol`` (used for the
+    return the :class:`~opsplit.SolveResult` of method ``label`` (one of
+    :data:`LABELS`) with step ``step`` at tolerance ``tol`` (used for the
     monDEQ study, whose solves go through :meth:`opsplit.nn.MonDEQ.forward`)."""
-    labels = tuple(methods)
-    for label in labels:
-        if label not in METHODS:
-            raise ValueError(f"methods must hold 'FB', 'PR' or 'DR', got {label!r}")
+    for label in methods:
+        if not isinstance(label, str) or label.lower() not in METHODS:
+            raise ValueError(f"methods must hold labels of {LABELS}, got {label!r}")
+    labels = tuple(label.upper() for label in methods)
     steps = tuple(float(s) for s in steps)
     if not steps or not all(s > 0 for s in steps):
         raise ValueError(f"steps must be positive numbers, got {steps}")

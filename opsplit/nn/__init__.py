@@ -3,6 +3,10 @@
 The forward equilibrium and the backward (implicit-gradient) problem are both
 solved by opsplit's splitting methods through :func:`opsplit.solve`; every
 derivative is written by hand and checked by :func:`~opsplit.nn.checks.gradcheck`.
+Everything monDEQ-specific lives here: the model and its exact configuration
+(:mod:`~opsplit.nn.model`), training (:mod:`~opsplit.nn.train`), checkpoints,
+certificates of trained models (:mod:`~opsplit.nn.certify`) and the
+``opsplit train`` / ``check`` / ``study`` commands.
 
 Names are loaded on first use, so importing :mod:`opsplit.nn` stays cheap.
 """
@@ -20,8 +24,14 @@ _EXPORTS = {
     "gradcheck": "checks",
     "GradcheckReport": "checks",
     "FieldCheck": "checks",
-    "DenseOperators": "mondense",
+    "PreparedOperators": "deq",
+    "MonotoneLayer": "protocol",
     "LinearizedActivation": "deq",
+    "MonConv": "monconv",
+    "ConvParams": "monconv",
+    "MonMultiConv": "monmulticonv",
+    "MultiConvParams": "monmulticonv",
+    "BorderMasked": "border",
     # model pieces, optimisation, data, training
     "Linear": "layers",
     "Flatten": "layers",
@@ -34,10 +44,24 @@ _EXPORTS = {
     "Dataset": "data",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
+    "load_classifier": "checkpoint",
     "CheckpointError": "checkpoint",
-    "Classifier": "train",
+    # the model and its training
+    "Classifier": "model",
+    "ClassifierParams": "model",
     "fit": "train",
     "FitHistory": "train",
+    "EpochRecord": "train",
+    "tune_alpha": "train",
+    "blas_threads": "train",
+    "CHECKPOINT_NAME": "train",
+    # certificates and studies of trained models
+    "LayerCertificate": "certify",
+    "certify_layer": "certify",
+    "certify_classifier": "certify",
+    "RobustnessCertificate": "certify",
+    "robustness_radii": "certify",
+    "mondeq_step_study": "certify",
 }
 
 __all__ = sorted(_EXPORTS)

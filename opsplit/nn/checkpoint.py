@@ -16,6 +16,9 @@ target name and the previous checkpoint stays intact.
 Loading checks the file against *templates* — freshly initialised trees
 of the model that will receive it — and raises :class:`CheckpointError`
 naming the first field whose presence, shape, dtype or values do not fit.
+:func:`load_classifier` needs no template: it rebuilds the trained
+:class:`~opsplit.nn.model.Classifier` from the exact configuration that
+:func:`opsplit.nn.fit` records.
 """
 
 from __future__ import annotations
@@ -31,9 +34,17 @@ from array_api_compat import device as _device
 
 from .._backend import namespace, to_numpy
 from .._io import atomic_write
+from .model import Classifier
 from .optim import tree_items, tree_unflatten
 
-__all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT_VERSION"]
+__all__ = [
+    "CheckpointError",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_classifier",
+    "FORMAT_VERSION",
+]
 
 FORMAT_NAME = "opsplit.nn checkpoint"
 FORMAT_VERSION = 1
@@ -95,9 +106,10 @@ def save_checkpoint(path, params, opt_state=None, *, epoch: int, meta: dict | No
     ----------
     path : str or Path
         Target file (``.npz``); its directory is created if needed.
-    params, opt_state : trees of arrays
-        Model parameters and optimizer state (NumPy, CuPy or array-API
-        arrays, or Python ints such as Adam's step count).
+    params : tree of arrays
+        Model parameters (NumPy, CuPy or array-API arrays).
+    opt_state : tree of arrays, optional
+        Optimizer state (arrays, or Python ints such as Adam's step count).
     epoch : int
         Number of completed epochs.
     meta : dict, optional
@@ -133,12 +145,45 @@ def save_checkpoint(path, params, opt_state=None, *, epoch: int, meta: dict | No
     return path
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _read(path: Path) -> dict:
-    with open(path, "rb") as f:  # our handle: closed even when np.load fails
+    """Every array of the ``.npz`` at ``path``; a :class:`CheckpointError` naming
+    the file for anything that is not a readable ``.npz`` archive."""
+    try:
+        f = open(path, "rb")  # our handle: closed even when np.load fails
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be opened: {exc.strerror or exc}"
+        ) from None
+    with f:
+        head = f.read(len(_ZIP_MAGIC))
+        if not head:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted or truncated and cannot be read: empty file"
+            )
+        if head != _ZIP_MAGIC:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted or truncated and cannot be read: not an .npz "
+                "(zip) archive"
+            )
+        f.seek(0)
         try:
             with np.load(f, allow_pickle=False) as npz:
                 return {name: npz[name] for name in npz.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        except ValueError as exc:
+            if "pickle" in str(exc):  # numpy's own message would suggest unpickling
+                raise CheckpointError(
+                    f"checkpoint {path} holds an array of Python objects, which opsplit "
+                    "never loads: checkpoints hold numeric arrays only"
+                ) from None
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted or truncated and cannot be read: {exc}"
+            ) from exc
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
             raise CheckpointError(
                 f"checkpoint {path} is corrupted or truncated and cannot be read: {exc}"
             ) from exc
@@ -192,45 +237,36 @@ def _restore(path, stored, prefix, template):
     return tree_unflatten(template, leaves)
 
 
-def load_checkpoint(
-    path, params_like, opt_state_like=None, *, config: dict | None = None
-) -> Checkpoint:
-    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+def _first_difference(saved, wanted, prefix=""):
+    """``(name, saved value, wanted value)`` of the first entry of ``wanted`` that
+    ``saved`` lacks (saved value ``KeyError``) or holds differently, nested dicts
+    compared entry by entry (``"model.width"``); ``None`` when all agree."""
+    for key, value in wanted.items():
+        name = f"{prefix}{key}"
+        if not isinstance(saved, dict) or key not in saved:
+            return name, KeyError, value
+        if isinstance(value, dict) and isinstance(saved[key], dict):
+            found = _first_difference(saved[key], value, f"{name}.")
+            if found is not None:
+                return found
+        elif saved[key] != value:
+            return name, saved[key], value
+    return None
 
-    Parameters
-    ----------
-    path : str or Path
-    params_like, opt_state_like : trees
-        Templates (e.g. freshly initialised parameters and optimizer state):
-        the checkpoint must hold exactly their leaves with the same shapes
-        and dtypes; the loaded arrays are placed in the templates' library
-        and device.
-    config : dict, optional
-        Entries that must equal those of ``meta["config"]`` (e.g. the layer
-        width), checked by name.
 
-    Raises
-    ------
-    FileNotFoundError
-        When ``path`` does not exist.
-    CheckpointError
-        When the file is corrupted or truncated, is not an opsplit
-        checkpoint, or a field is missing, extra, of the wrong shape or
-        dtype, or not finite; the message names the field.
-    """
-    path = Path(path)
-    stored = _read(path)
-    meta = _meta(path, stored)
-    if config:
-        saved = meta.get("config", {})
-        for key, value in config.items():
-            if key not in saved:
-                raise CheckpointError(f"checkpoint {path} records no {key!r} in its config")
-            if saved[key] != value:
-                raise CheckpointError(
-                    f"checkpoint {path} was written with {key}={saved[key]!r}, "
-                    f"but this run has {key}={value!r}"
-                )
+def _check_config(path, meta, config):
+    found = _first_difference(meta.get("config", {}), config)
+    if found is None:
+        return
+    name, saved, value = found
+    if saved is KeyError:
+        raise CheckpointError(f"checkpoint {path} records no {name!r} in its config")
+    raise CheckpointError(
+        f"checkpoint {path} was written with {name}={saved!r}, but this run has {name}={value!r}"
+    )
+
+
+def _unpack(path, stored, meta, params_like, opt_state_like) -> Checkpoint:
     params = _restore(path, stored, "params", params_like)
     opt_state = None
     if opt_state_like is not None:
@@ -242,3 +278,93 @@ def load_checkpoint(
             f"checkpoint {path} has arrays the model does not use: {sorted(stored)}"
         )
     return Checkpoint(params, opt_state, meta["epoch"], meta)
+
+
+def load_checkpoint(
+    path, params_like, opt_state_like=None, *, config: dict | None = None
+) -> Checkpoint:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file.
+    params_like : tree
+        Template of the parameters (e.g. freshly initialised ones): the
+        checkpoint must hold exactly its leaves with the same shapes and
+        dtypes; the loaded arrays are placed in the template's library and
+        device.
+    opt_state_like : tree, optional
+        The same for the optimizer state.
+    config : dict, optional
+        Entries that must equal those of ``meta["config"]`` (e.g. the layer
+        width), checked by name; nested dicts entry by entry.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    CheckpointError
+        When the file is empty, corrupted or truncated, not an ``.npz``
+        archive, not an opsplit checkpoint, or a field is missing, extra, of
+        the wrong shape or dtype, or not finite; the message names the file
+        and the field.
+    """
+    path = Path(path)
+    stored = _read(path)
+    meta = _meta(path, stored)
+    if config:
+        _check_config(path, meta, config)
+    return _unpack(path, stored, meta, params_like, opt_state_like)
+
+
+def load_classifier(path):
+    """The classifier a training checkpoint holds, exactly as it was trained.
+
+    The model is rebuilt with :meth:`Classifier.from_config
+    <opsplit.nn.model.Classifier.from_config>` from the configuration the
+    checkpoint records (activation, methods, tolerances and every other
+    setting), with the step ``α`` that training had reached.
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint written by :func:`opsplit.nn.fit` (``opsplit train``).
+
+    Returns
+    -------
+    model : Classifier
+    params : ClassifierParams
+        NumPy arrays in the stored dtype.
+    meta : dict
+        The checkpoint's metadata (``epoch``, ``config``, ``history``, ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    CheckpointError
+        When the file is unreadable, or its model configuration is missing,
+        incomplete or invalid (never replaced by defaults).
+    """
+    path = Path(path)
+    stored = _read(path)
+    meta = _meta(path, stored)
+    config = meta.get("config")
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(
+            f"checkpoint {path} records no model configuration (not written by opsplit.nn.fit)"
+        )
+    try:
+        model = Classifier.from_config(config["model"])
+        if "alpha" in meta:
+            model = model.with_alpha(meta["alpha"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} has an invalid model configuration: {exc}") \
+            from exc
+    weight = stored.get("params.head.weight")
+    if weight is None or weight.dtype.name not in ("float32", "float64"):
+        raise CheckpointError(f"checkpoint {path} has no float32 or float64 params.head.weight")
+    template = model.init_params(seed=0, dtype=weight.dtype.name)
+    ck = _unpack(path, stored, meta, template, None)
+    return model, ck.params, meta

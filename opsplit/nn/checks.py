@@ -246,9 +246,9 @@ def gradcheck(
         noise = 100.0 * (tol + 1e-14) * float(to_numpy(xp.sum(xp.abs(c * z0))))
 
     def loss(p, xx):
-        # perturbing only x keeps the parameters' operators
-        operators = state.operators if p is params else None
-        z, st = deq.forward(p, xx, operators=operators, z0=z0)
+        # perturbing only x keeps the parameters' precomputed operators
+        prepared = state.prepared if p is params else None
+        z, st = deq.forward(p, xx, prepared=prepared, z0=z0)
         if not st.result.success:
             messages.append(f"perturbed forward: {st.result.message}")
         return _vdot(c, z)

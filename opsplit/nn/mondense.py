@@ -35,10 +35,11 @@ import numpy as np
 
 from .._backend import check_floating, device, namespace, to_numpy
 from .._validate import check_positive_int
-from ..operators import Dense, LinearOperator, shifted_inverse
+from ..operators import Dense
 from .layers import to_backend
+from .protocol import MonotoneLayer
 
-__all__ = ["DenseParams", "DenseOperators", "MonDense"]
+__all__ = ["DenseParams", "MonDense"]
 
 
 class DenseParams(NamedTuple):
@@ -70,34 +71,6 @@ class DenseParams(NamedTuple):
         return {k: v for k, v in self._asdict().items() if v is not None}
 
 
-class DenseOperators(NamedTuple):
-    r"""Operators of one parameter value, computed once per parameter update.
-
-    Shared by the whole batch, by the forward equilibrium and by the backward
-    pass (see :meth:`MonDense.operators`).
-
-    Attributes
-    ----------
-    monotone : Dense
-        :math:`I - W` as a linear operator.
-    inverses : tuple of (float, LinearOperator)
-        Pairs ``(α, (I + α(I - W))⁻¹)`` for the step sizes asked for.
-    m : float
-        The strong-monotonicity margin of :math:`I - W`.
-    """
-
-    monotone: LinearOperator
-    inverses: tuple
-    m: float
-
-    def inverse(self, step: float):
-        """The pair ``(step, (I + step·(I - W))⁻¹)``, or ``None`` if not precomputed."""
-        for alpha, inv in self.inverses:
-            if alpha == step:
-                return (alpha, inv)
-        return None
-
-
 def _fro(xp, a):
     """Frobenius norm as a 0-d array (no host transfer)."""
     return xp.sqrt(xp.sum(a * a))
@@ -108,7 +81,7 @@ def _inner(xp, a, b):
 
 
 @dataclass(frozen=True)
-class MonDense:
+class MonDense(MonotoneLayer):
     r"""A fully connected monDEQ layer :math:`z = \sigma(W z + U x + b)`.
 
     Parameters
@@ -280,27 +253,12 @@ class MonDense:
         eye = xp.eye(self.width, dtype=params.A.dtype, device=device(params.A))
         return eye - self.monotone_matrix(params)
 
-    def operators(self, params, steps=()) -> DenseOperators:
-        r"""Precompute :math:`I - W` and :math:`(I + \alpha (I - W))^{-1}` for each
-        ``α`` in ``steps`` — once per parameter update.
-
-        Parameters
-        ----------
-        params : DenseParams
-        steps : iterable of float
-            Step sizes of the resolvent-based methods that will use them
-            (Peaceman–Rachford, Douglas–Rachford); forward–backward needs none.
-
-        Returns
-        -------
-        DenseOperators
-        """
+    def monotone(self, params) -> Dense:
+        r""":math:`I - W` as a :class:`~opsplit.Dense` operator (checks ``params``);
+        :meth:`MonDEQ.prepare <opsplit.nn.MonDEQ.prepare>` inverts it once
+        per parameter update."""
         self.check_params(params)
-        M = Dense(self.monotone_matrix(params))
-        inverses = []
-        for step in dict.fromkeys(float(s) for s in steps):  # unique, in order
-            inverses.append((step, shifted_inverse(M, 1.0, step)))
-        return DenseOperators(monotone=M, inverses=tuple(inverses), m=self.m)
+        return Dense(self.monotone_matrix(params))
 
     def lipschitz(self, params) -> float:
         r""":math:`\|I - W\|_2`, computed on the host (for choosing step sizes:
@@ -329,8 +287,7 @@ class MonDense:
             \quad
             d(I - W) = dg\,S + g\,dS - dh\,K - h\,dK .
 
-        Used by :meth:`MonDEQ.jvp <opsplit.nn.deq.MonDEQ.jvp>`; ``None`` fields of
-        ``tangent`` count as zero.
+        Used by :meth:`tangent`; ``None`` fields of ``tangent`` count as zero.
         """
         xp = namespace(params.A)
         A, B = params.A, params.B
@@ -423,6 +380,22 @@ class MonDense:
         if dx is not None:
             out = out + xp.matmul(dx, xp.matrix_transpose(params.U))
         return out
+
+    def tangent(self, params, x, z, dparams: DenseParams | None = None, dx=None):
+        r"""The directional derivative :math:`dq = dW\,z + dU\,x + db + U\,dx` of
+        :math:`q = W z + U x + b` at fixed ``z`` (the tangent problem's
+        right-hand side; :meth:`grads` is its adjoint).
+
+        ``None`` for ``dparams``, ``dx`` or a field of ``dparams`` counts as zero;
+        :math:`dW = -d(I - W)` is :meth:`monotone_tangent`.
+        """
+        dq = self.injection_tangent(params, x, dparams, dx)
+        weights = () if dparams is None else (dparams.A, dparams.B, dparams.g, dparams.h)
+        if any(t is not None for t in weights):
+            xp = namespace(z)
+            dM = self.monotone_tangent(params, dparams)  # d(I - W) = -dW
+            dq = dq - xp.matmul(z, xp.matrix_transpose(dM))
+        return dq
 
 
 def _zero_if_none(value, like):

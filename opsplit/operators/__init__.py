@@ -1,6 +1,17 @@
-"""Linear operators (with mandatory adjoints) and monotone operators."""
+"""Linear operators (with mandatory adjoints), their structure rules and
+monotone operators; the operators defined by proximal functions
+(``Subdifferential``, ``NormalCone``) live in :mod:`opsplit.prox`."""
 
-from ._base import LinearOperator, StructureError, flatten, unflatten
+from ._base import (
+    AdjointOperator,
+    LinearOperator,
+    ProductOperator,
+    ScaledOperator,
+    StructureError,
+    SumOperator,
+    flatten,
+    unflatten,
+)
 from .basic import Dense, Diagonal, Identity
 from .block import BlockDiagonal, BlockLowerTriangular
 from .conv import Conv2dFFT
@@ -9,16 +20,20 @@ from .monotone import (
     Gradient,
     LinearMonotone,
     MonotoneOperator,
-    NormalCone,
     ResolventOperator,
-    Subdifferential,
 )
 from .scipy_interop import from_scipy, to_scipy
-from .shifted import shifted_inverse
+from .shifted import shifted_inverse, shifted_operator
+from .spectral import exact_margin, exact_norm
+from .steps import LinearSteps, precompute
 
 __all__ = [
     "LinearOperator",
     "StructureError",
+    "SumOperator",
+    "ScaledOperator",
+    "ProductOperator",
+    "AdjointOperator",
     "Identity",
     "Dense",
     "Diagonal",
@@ -30,11 +45,14 @@ __all__ = [
     "flatten",
     "unflatten",
     "shifted_inverse",
+    "shifted_operator",
+    "exact_margin",
+    "exact_norm",
+    "LinearSteps",
+    "precompute",
     "MonotoneOperator",
     "ForwardOperator",
     "ResolventOperator",
     "LinearMonotone",
-    "Subdifferential",
     "Gradient",
-    "NormalCone",
 ]

@@ -12,8 +12,8 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 
-from .._backend import namespace
-from .._vectors import add, scale
+from .._backend import device, namespace
+from .._vectors import add, is_block_shape, scale, shape_size
 
 __all__ = [
     "LinearOperator",
@@ -24,11 +24,21 @@ __all__ = [
     "ProductOperator",
     "AdjointOperator",
     "StructureError",
+    "check_linear",
 ]
 
 
 class StructureError(TypeError):
     """Raised when an operation needs structure an operator does not have."""
+
+
+def check_linear(op, name: str = "op", *, square: bool = False) -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``op`` is a :class:`LinearOperator`,
+    and ``ValueError`` when ``square`` and its input and output shapes differ."""
+    if not isinstance(op, LinearOperator):
+        raise TypeError(f"{name} must be a LinearOperator, got {type(op).__name__}")
+    if square and op.in_shape != op.out_shape:
+        raise ValueError(f"{name} must be square, got {op.out_shape} <- {op.in_shape}")
 
 
 class LinearOperator(ABC):
@@ -60,7 +70,7 @@ class LinearOperator(ABC):
     @property
     def shape(self) -> tuple[int, int]:
         """``(prod(out_shape), prod(in_shape))``: the size of the dense matrix."""
-        return (_size(self.out_shape), _size(self.in_shape))
+        return (shape_size(self.out_shape), shape_size(self.in_shape))
 
     @property
     def H(self) -> LinearOperator:
@@ -112,8 +122,8 @@ class LinearOperator(ABC):
         """
         like = self._like(like)
         xp = namespace(like)
-        n_in = _size(self.in_shape)
-        eye = xp.eye(n_in, dtype=like.dtype, device=_device(like))
+        n_in = shape_size(self.in_shape)
+        eye = xp.eye(n_in, dtype=like.dtype, device=device(like))
         rows = flatten(self.matvec(unflatten(eye, self.in_shape)), self.out_shape)
         return xp.matrix_transpose(rows)
 
@@ -128,17 +138,6 @@ class LinearOperator(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.out_shape} <- {self.in_shape}>"
-
-
-def _is_block_shape(shape) -> bool:
-    """True for the shape of a block operator: a tuple of array shapes."""
-    return bool(shape) and isinstance(shape[0], tuple)
-
-
-def _size(shape) -> int:
-    if _is_block_shape(shape):
-        return sum(math.prod(s) for s in shape)
-    return math.prod(shape)
 
 
 def flatten(x, shape):
@@ -156,7 +155,7 @@ def flatten(x, shape):
     array([[0., 1., 1., 1., 1.],
            [0., 1., 1., 1., 1.]])
     """
-    if _is_block_shape(shape):
+    if is_block_shape(shape):
         if not isinstance(x, tuple) or len(x) != len(shape):
             raise ValueError(f"x must be a tuple of {len(shape)} arrays")
         parts = [flatten(part, s) for part, s in zip(x, shape, strict=True)]
@@ -177,7 +176,7 @@ def unflatten(v, shape):
     [(1,), (2, 2)]
     """
     xp = namespace(v)
-    if _is_block_shape(shape):
+    if is_block_shape(shape):
         parts, start = [], 0
         for s in shape:
             stop = start + math.prod(s)
@@ -185,12 +184,6 @@ def unflatten(v, shape):
             start = stop
         return tuple(parts)
     return xp.reshape(v, (*v.shape[:-1], *shape))
-
-
-def _device(x):
-    from array_api_compat import device
-
-    return device(x)
 
 
 def _common_dtype(a, b):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .._backend import check_floating, namespace
+from .._backend import check_finite, check_floating, device, namespace
+from .._vectors import is_block_shape
 from ._base import LinearOperator
 
 __all__ = ["Identity", "Dense", "Diagonal", "check_trailing"]
@@ -13,7 +14,7 @@ def check_trailing(x, shape: tuple, name: str = "x") -> None:
 
     For block (tuple) vectors ``shape`` is a tuple of shapes, checked blockwise.
     """
-    if shape and isinstance(shape[0], tuple):
+    if is_block_shape(shape):
         if not isinstance(x, tuple) or len(x) != len(shape):
             raise ValueError(f"{name} must be a tuple of {len(shape)} arrays")
         for i, (part, part_shape) in enumerate(zip(x, shape)):
@@ -31,7 +32,7 @@ def check_trailing(x, shape: tuple, name: str = "x") -> None:
 def _as_shape(shape) -> tuple:
     if isinstance(shape, int):
         return (shape,)
-    if shape and isinstance(shape[0], tuple):  # block vectors: a tuple of shapes
+    if is_block_shape(shape):  # block vectors: a tuple of shapes
         return tuple(_as_shape(s) for s in shape)
     return tuple(int(s) for s in shape)
 
@@ -72,7 +73,7 @@ class Dense(LinearOperator):
     Parameters
     ----------
     matrix : array, shape (m, n)
-        A real floating matrix (NumPy, CuPy or any array-API array).
+        A finite real floating matrix (NumPy, CuPy or any array-API array).
 
     Examples
     --------
@@ -86,6 +87,7 @@ class Dense(LinearOperator):
         check_floating(matrix, "matrix")
         if matrix.ndim != 2:
             raise ValueError(f"matrix must be 2-D, got shape {tuple(matrix.shape)}")
+        check_finite(matrix, "matrix")
         self.matrix = matrix
         self.dtype = matrix.dtype
         self.in_shape = (matrix.shape[1],)
@@ -93,11 +95,13 @@ class Dense(LinearOperator):
         self._matrix_t = namespace(matrix).matrix_transpose(matrix)
 
     def matvec(self, x):
-        check_trailing(x, self.in_shape)
+        if isinstance(x, tuple) or x.shape[-1:] != self.in_shape:  # cheap test first
+            check_trailing(x, self.in_shape)
         return x @ self._matrix_t
 
     def rmatvec(self, y):
-        check_trailing(y, self.out_shape, "y")
+        if isinstance(y, tuple) or y.shape[-1:] != self.out_shape:
+            check_trailing(y, self.out_shape, "y")
         return y @ self.matrix
 
     def to_dense(self, like=None):
@@ -113,7 +117,7 @@ class Diagonal(LinearOperator):
     Parameters
     ----------
     diagonal : array
-        Real floating array; the operator acts on trailing axes equal to
+        Finite real floating array; the operator acts on trailing axes equal to
         ``diagonal.shape``.
 
     Examples
@@ -126,6 +130,7 @@ class Diagonal(LinearOperator):
 
     def __init__(self, diagonal):
         check_floating(diagonal, "diagonal")
+        check_finite(diagonal, "diagonal")
         self.diagonal = diagonal
         self.dtype = diagonal.dtype
         self.in_shape = self.out_shape = tuple(diagonal.shape)
@@ -140,14 +145,8 @@ class Diagonal(LinearOperator):
         xp = namespace(self.diagonal)
         d = xp.reshape(self.diagonal, (-1,))
         n = d.shape[0]
-        eye = xp.eye(n, dtype=d.dtype, device=_dev(d))
+        eye = xp.eye(n, dtype=d.dtype, device=device(d))
         return eye * d[None, :]
 
     def _like(self, like):
         return self.diagonal
-
-
-def _dev(x):
-    from array_api_compat import device
-
-    return device(x)

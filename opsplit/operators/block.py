@@ -10,8 +10,9 @@ with structured solves on the diagonal.
 
 from __future__ import annotations
 
+from .._vectors import is_block_shape
 from ._base import LinearOperator
-from .shifted import _check_shift, shifted_inverse
+from .shifted import _check_shift, shifted_inverse, shifted_operator
 
 __all__ = ["BlockDiagonal", "BlockLowerTriangular", "BlockForwardSubstitution"]
 
@@ -20,7 +21,7 @@ def _check_blocks(ops, name: str) -> None:
     for op in ops:
         if not isinstance(op, LinearOperator):
             raise TypeError(f"{name} must hold LinearOperators, got {type(op).__name__}")
-        if op.in_shape and isinstance(op.in_shape[0], tuple):
+        if is_block_shape(op.in_shape):
             raise ValueError(f"{name} must hold operators on arrays, not nested block operators")
 
 
@@ -242,3 +243,10 @@ def _(op: BlockLowerTriangular, a: float = 1.0, b: float = 1.0):
     diagonal = [row[i] for i, row in enumerate(op.blocks)]
     _check_square(diagonal)
     return BlockForwardSubstitution(op, [shifted_inverse(d, a, b) for d in diagonal], b)
+
+
+@shifted_operator.register
+def _(op: BlockDiagonal, a: float = 1.0, b: float = 1.0):
+    _check_shift(a, b)
+    _check_square(op.blocks)
+    return BlockDiagonal([shifted_operator(block, a, b) for block in op.blocks])

@@ -17,10 +17,10 @@ Kolter, *Monotone operator equilibrium networks*, NeurIPS 2020, §4).
 
 from __future__ import annotations
 
-from .._backend import check_floating, device, namespace
+from .._backend import check_finite, check_floating, device, namespace
 from ._base import LinearOperator
 from .basic import check_trailing
-from .shifted import _check_shift, shifted_inverse
+from .shifted import _check_shift, shifted_inverse, shifted_operator
 
 __all__ = ["Conv2dFFT", "conv_symbol"]
 
@@ -50,8 +50,9 @@ def conv_symbol(kernel, image_shape):
     Parameters
     ----------
     kernel : array, shape (C_out, C_in, kh, kw)
-        Real floating kernel with ``kh <= H`` and ``kw <= W``.
-    image_shape : tuple (H, W)
+        Finite real floating kernel with ``kh <= H`` and ``kw <= W``.
+    image_shape : tuple of int
+        The spatial size ``(H, W)``.
 
     Returns
     -------
@@ -69,6 +70,7 @@ def conv_symbol(kernel, image_shape):
            [1., 1.]])
     """
     check_floating(kernel, "kernel")
+    check_finite(kernel, "kernel")
     height, width = _check_image_shape(image_shape)
     if kernel.ndim != 4:
         raise ValueError(f"kernel must have shape (C_out, C_in, kh, kw), got {tuple(kernel.shape)}")
@@ -113,8 +115,8 @@ class Conv2dFFT(LinearOperator):
     ----------
     kernel : array, shape (C_out, C_in, kh, kw)
         Real floating kernel, ``kh <= H``, ``kw <= W``.
-    image_shape : tuple (H, W)
-        Spatial size of the images.
+    image_shape : tuple of int
+        Spatial size ``(H, W)`` of the images.
 
     See Also
     --------
@@ -140,11 +142,13 @@ class Conv2dFFT(LinearOperator):
 
         Parameters
         ----------
-        symbol : complex array, shape (H, W // 2 + 1, C_out, C_in)
-            ``symbol[h, w]`` multiplies the channel vector at rfft2 frequency
-            ``(h, w)``.  It must come from a real operator (Hermitian
-            symmetric), as every symbol built by this module does.
-        image_shape : tuple (H, W)
+        symbol : complex array
+            Of shape ``(H, W // 2 + 1, C_out, C_in)``: ``symbol[h, w]``
+            multiplies the channel vector at rfft2 frequency ``(h, w)``.  It
+            must come from a real operator (Hermitian symmetric), as every
+            symbol built by this module does.
+        image_shape : tuple of int
+            The spatial size ``(H, W)``.
 
         Examples
         --------
@@ -168,6 +172,7 @@ class Conv2dFFT(LinearOperator):
                 f"symbol must have shape ({height}, {width // 2 + 1}, C_out, C_in) for "
                 f"image_shape {(height, width)}, got {tuple(symbol.shape)}"
             )
+        check_finite(symbol, "symbol")
         op = cls.__new__(cls)
         op._set(symbol, (height, width))
         return op
@@ -210,11 +215,27 @@ def _(op: Conv2dFFT, a: float = 1.0, b: float = 1.0):
     :math:`S(-\omega) = \overline{S(\omega)}`, and so does its inverse.
     """
     _check_shift(a, b)
+    shifted = _shifted_symbol(op, a, b)
+    try:
+        inverse = namespace(shifted).linalg.inv(shifted)
+    except ValueError as exc:  # numpy's LinAlgError is a ValueError
+        raise ValueError(f"a·I + b·L is singular at some frequency (a={a}, b={b})") from exc
+    return Conv2dFFT.from_symbol(inverse, op.image_shape)
+
+
+@shifted_operator.register
+def _(op: Conv2dFFT, a: float = 1.0, b: float = 1.0):
+    r"""``aI + bL`` has symbol :math:`a I + b\, S[h, w]`: one symbol, one FFT pair."""
+    _check_shift(a, b)
+    return Conv2dFFT.from_symbol(_shifted_symbol(op, a, b), op.image_shape)
+
+
+def _shifted_symbol(op: Conv2dFFT, a: float, b: float):
     if op.channels_in != op.channels_out:
         raise ValueError(
-            "shifted inverse needs a square convolution (C_out == C_in), got "
+            "a shifted convolution must be square (C_out == C_in), got "
             f"C_out={op.channels_out}, C_in={op.channels_in}"
         )
     xp = namespace(op.symbol)
     eye = xp.eye(op.channels_in, dtype=op.symbol.dtype, device=device(op.symbol))
-    return Conv2dFFT.from_symbol(xp.linalg.inv(a * eye + b * op.symbol), op.image_shape)
+    return a * eye + b * op.symbol

@@ -12,21 +12,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._backend import device, namespace, same_library
+from .._backend import check_finite, check_floating, same_library
 from .._validate import check_positive
-from .._vectors import add, axpy, dtype_of, first_array, reflect, scale, sub
-from ._base import AdjointOperator, LinearOperator
-from .basic import Dense, Identity, check_trailing
-from .shifted import shifted_inverse
+from .._vectors import add, axpy, check_same_shape, dtype_of, first_array, reflect, scale, sub
+from ._base import LinearOperator, check_linear
+from .basic import check_trailing
+from .shifted import shifted_operator
+from .steps import LinearSteps, precompute, same_operator
 
 __all__ = [
     "MonotoneOperator",
     "ForwardOperator",
     "ResolventOperator",
     "LinearMonotone",
-    "Subdifferential",
     "Gradient",
-    "NormalCone",
     "ScaledMonotone",
     "ScaledForward",
     "ScaledResolvent",
@@ -85,8 +84,14 @@ class ForwardOperator(MonotoneOperator):
 
     def forward_step(self, step: float) -> Callable:
         """Return the explicit step :math:`x \\mapsto x - \\text{step}\\,A(x)`."""
-        check_positive(step, "step")
-        return lambda x: axpy(-float(step), self.evaluate(x), x)
+        step = check_positive(step, "step")
+
+        def forward(x):
+            out = self.evaluate(x)
+            check_same_shape(out, x, type(self).__name__)
+            return axpy(-step, out, x)
+
+        return forward
 
     def __add__(self, other):
         if not isinstance(other, ForwardOperator):
@@ -110,6 +115,15 @@ class ResolventOperator(MonotoneOperator):
         resolvent = self.resolvent(step)
         return lambda x: reflect(resolvent(x), x)
 
+    def resolvents(self, step: float) -> tuple[Callable, Callable]:
+        """Return the resolvent and the reflected resolvent for ``step`` together.
+
+        Operators whose two maps share a precomputation (a factorization)
+        override it to compute that once; by default it calls
+        :meth:`resolvent` and :meth:`reflected_resolvent`.
+        """
+        return self.resolvent(step), self.reflected_resolvent(step)
+
 
 @dataclass(frozen=True)
 class AffineMap:
@@ -128,44 +142,38 @@ class AffineMap:
         return out if self.shift is None else sub(out, self.shift)
 
 
-def _identity_plus(dense: Dense, factor: float, identity_factor: float = 1.0) -> Dense:
-    """The matrix ``identity_factor·I + factor·M`` of a square dense ``M``."""
-    xp = namespace(dense.matrix)
-    n = dense.matrix.shape[0]
-    eye = xp.eye(n, dtype=dense.matrix.dtype, device=device(dense.matrix))
-    return Dense(identity_factor * eye + factor * dense.matrix)
-
-
-def _cayley(inverse: LinearOperator) -> LinearOperator:
-    """``2·inverse - I``, as one matrix when the inverse is dense."""
-    if isinstance(inverse, Dense):
-        return _identity_plus(inverse, 2.0, -1.0)
-    if isinstance(inverse, AdjointOperator) and isinstance(inverse.op, Dense):
-        # e.g. a backward (adjoint) problem sharing the forward inverse
-        return _identity_plus(inverse.op, 2.0, -1.0).H
-    return 2.0 * inverse - Identity(inverse.in_shape)
-
-
 class LinearMonotone(ForwardOperator, ResolventOperator):
     r"""The affine monotone map :math:`x \mapsto L x + c`.
 
-    Monotone when the symmetric part of ``L`` is positive semidefinite.
-    Its resolvent is :math:`(I + \alpha L)^{-1}(y - \alpha c)`, with the
-    inverse built by :func:`shifted_inverse` once per step size.
+    Monotone when the symmetric part of ``L`` is positive semidefinite.  At a
+    step size :math:`\alpha` its steps are affine maps:
+
+    .. math::
+
+        J_{\alpha F}(y) = (I + \alpha L)^{-1} y - (I + \alpha L)^{-1} \alpha c,
+        \qquad R_{\alpha F} = 2 J_{\alpha F} - I,
+        \qquad y - \alpha F(y) = (I - \alpha L) y - \alpha c,
+
+    each applied as one product with a precomputed operator
+    (:func:`~opsplit.operators.precompute`).
 
     Parameters
     ----------
     op : LinearOperator
         The square linear part ``L``.
-    offset : array, optional
+    offset : array or tuple of arrays, optional
         The constant ``c``; broadcast against the batch (shape ``op.out_shape``
-        or with leading batch axes).
-    inverse : tuple (step, LinearOperator), optional
-        A precomputed :math:`(I + \text{step}\,L)^{-1}`, used by
-        :meth:`resolvent` for that step instead of computing it again (for
-        example shared between a forward and a backward problem).
-    lipschitz, strong_monotonicity : float, optional
-        Known constants (``‖L‖`` and λ_min of the symmetric part).
+        or with leading batch axes).  Must be finite.
+    precomputed : LinearSteps, optional
+        ``precompute(op, step)`` (or ``precompute(L, step).H`` for ``op = L.H``),
+        shared for example between a forward and an adjoint problem.  The
+        steps then use it and only its step size: asking for another step
+        raises ``ValueError``.  Without it every call to :meth:`resolvent`,
+        :meth:`reflected_resolvent` or :meth:`forward_step` computes what it needs.
+    lipschitz : float, optional
+        A known bound on ``‖L‖``.
+    strong_monotonicity : float, optional
+        A known lower bound on λ_min of the symmetric part of ``L``.
 
     Examples
     --------
@@ -175,29 +183,35 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
     (array([3., 2.]), array([0.25, 0.5 ]))
     """
 
-    def __init__(self, op, offset=None, *, inverse=None, lipschitz=None, strong_monotonicity=None):
-        if not isinstance(op, LinearOperator):
-            raise TypeError(f"op must be a LinearOperator, got {type(op).__name__}")
-        if op.in_shape != op.out_shape:
-            raise ValueError(f"op must be square, got {op.out_shape} <- {op.in_shape}")
+    def __init__(
+        self, op, offset=None, *, precomputed=None, lipschitz=None, strong_monotonicity=None
+    ):
+        check_linear(op, square=True)
         if offset is not None:
-            namespace(offset)  # raises TypeError for non-arrays
+            check_floating(offset, "offset")
             if op.dtype is not None and dtype_of(offset) != op.dtype:
                 raise TypeError(f"offset has dtype {dtype_of(offset)}, op has {op.dtype}")
             check_trailing(offset, op.out_shape, "offset")
-        if inverse is not None:
-            step, inv = inverse
-            check_positive(step, "step")
-            if not isinstance(inv, LinearOperator):
-                raise TypeError("inverse must be a (step, LinearOperator) pair")
-        self.op, self.offset, self.inverse = op, offset, inverse
+            check_finite(offset, "offset")
+        if precomputed is not None:
+            if not isinstance(precomputed, LinearSteps):
+                raise TypeError(
+                    "precomputed must be a LinearSteps from opsplit.operators.precompute, "
+                    f"got {type(precomputed).__name__}"
+                )
+            if not same_operator(precomputed.op, op):
+                raise ValueError(
+                    "precomputed was built for another operator: pass precompute(op, step) "
+                    "for this op (or its .H for op.H)"
+                )
+        self.op, self.offset, self.precomputed = op, offset, precomputed
         self.core_shape = op.in_shape
         self.lipschitz = lipschitz
         self.strong_monotonicity = strong_monotonicity
 
     def validate(self, x, name="x"):
         check_trailing(x, self.core_shape, name)
-        first = x[0] if isinstance(x, tuple) else x
+        first = first_array(x)
         if self.offset is not None:
             offset = first_array(self.offset)
             same_library(first, offset, name, "offset")
@@ -217,93 +231,51 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         y = self.op.matvec(x)
         return y if self.offset is None else add(y, self.offset)
 
-    def _inverse(self, step):
-        check_positive(step, "step")
-        if self.inverse is not None and self.inverse[0] == step:
-            return self.inverse[1]
-        return shifted_inverse(self.op, 1.0, float(step))
+    def _steps(self, step, *, resolvent=True, forward=False) -> LinearSteps:
+        """The precomputation for ``step``: the one given, or a new one."""
+        step = check_positive(step, "step")
+        given = self.precomputed
+        if given is None:
+            return precompute(self.op, step, resolvent=resolvent, forward=forward)
+        if step != given.step:
+            raise ValueError(
+                f"step {step} differs from the step {given.step} of the precomputed "
+                "operators: precompute for this step"
+            )
+        if resolvent and given.inverse is None:
+            raise ValueError("precomputed holds no inverse: build it with resolvent=True")
+        return given
 
-    def _shift(self, inv, step, factor):
+    def _shift(self, inverse, step):
+        r""":math:`(I + \alpha L)^{-1} \alpha c`, or ``None`` without an offset."""
         if self.offset is None:
             return None
-        return inv.matvec(scale(factor * float(step), self.offset))
+        return inverse.matvec(scale(step, self.offset))
 
     def resolvent(self, step):
-        inv = self._inverse(step)
-        return AffineMap(inv, self._shift(inv, step, 1.0))
+        steps = self._steps(step)
+        return AffineMap(steps.inverse, self._shift(steps.inverse, steps.step))
+
+    def reflected_resolvent(self, step):
+        # R = 2J - I is affine too: one product with the Cayley operator per
+        # application instead of a product and two extra passes.
+        return self.resolvents(step)[1]
+
+    def resolvents(self, step):
+        steps = self._steps(step)
+        shift = self._shift(steps.inverse, steps.step)
+        reflected_shift = None if shift is None else scale(2.0, shift)
+        return AffineMap(steps.inverse, shift), AffineMap(steps.cayley, reflected_shift)
 
     def forward_step(self, step):
         # x - α(Lx + c) = (I - αL)x - αc: one product with a precomputed
-        # matrix when L is dense, instead of a product and two extra passes.
-        check_positive(step, "step")
-        shift = None if self.offset is None else scale(float(step), self.offset)
-        if isinstance(self.op, Dense):
-            return AffineMap(_identity_plus(self.op, -float(step)), shift)
-        return AffineMap(Identity(self.op.in_shape) - float(step) * self.op, shift)
-
-    def reflected_resolvent(self, step):
-        # R = 2J - I is affine too: one product with the Cayley matrix per
-        # application instead of a product and two extra passes.
-        inv = self._inverse(step)
-        return AffineMap(_cayley(inv), self._shift(inv, step, 2.0))
-
-
-class Subdifferential(ResolventOperator):
-    r"""The subdifferential :math:`\partial f` of a proximable convex function.
-
-    Its resolvent is the proximal operator: :math:`J_{\alpha \partial f} =
-    \operatorname{prox}_{\alpha f}`.
-
-    Examples
-    --------
-    >>> import numpy as np, opsplit as ops
-    >>> G = ops.Subdifferential(ops.prox.NonNegative())
-    >>> G.resolvent(1.0)(np.array([-1.0, 2.0]))
-    array([0., 2.])
-    """
-
-    def __init__(self, function):
-        from ..prox._base import ProxFunction
-
-        if not isinstance(function, ProxFunction):
-            raise TypeError(f"function must be a ProxFunction, got {type(function).__name__}")
-        self.function = function
-
-    def resolvent(self, step):
-        check_positive(step, "step")
-        return self._blockwise(self.function.prox, step)
-
-    def reflected_resolvent(self, step):
-        # 2·prox - I, in one pass where the function knows a closed form
-        # (ReLU's reflection is |x|).
-        check_positive(step, "step")
-        return self._blockwise(self.function.reflect, step)
-
-    def _blockwise(self, fn, step):
-        if self.function.separable:
-            # A separable function acts entrywise, so on a tuple (multi-tier)
-            # vector it acts on each block.
-            def blocks(x):
-                if isinstance(x, tuple):
-                    return tuple(fn(part, step) for part in x)
-                return fn(x, step)
-
-            return blocks
-        return lambda x: fn(x, step)
-
-
-class NormalCone(Subdifferential):
-    r"""The normal cone :math:`N_C` of a closed convex set ``C``.
-
-    ``C`` is given by its indicator, a :class:`~opsplit.prox.ProxFunction`
-    whose prox is the projection (for example ``prox.Box`` or
-    ``prox.L2Ball``); the resolvent is that projection for every step.
-    """
-
-    def __init__(self, indicator):
-        super().__init__(indicator)
-        if not getattr(indicator, "indicator", False):
-            raise TypeError("indicator must be the indicator function of a set")
+        # operator (one matrix when L is dense).
+        steps = self._steps(step, resolvent=False, forward=True)
+        linear = steps.forward
+        if linear is None:  # precomputed for resolvents only
+            linear = shifted_operator(self.op, 1.0, -steps.step)
+        shift = None if self.offset is None else scale(steps.step, self.offset)
+        return AffineMap(linear, shift)
 
 
 class Gradient(ForwardOperator):
@@ -332,7 +304,9 @@ class Gradient(ForwardOperator):
         self.core_shape = core_shape
 
     def evaluate(self, x):
-        return self.grad(x)
+        out = self.grad(x)
+        check_same_shape(out, x, "Gradient's grad")
+        return out
 
 
 class ScaledMonotone(MonotoneOperator):
@@ -378,15 +352,20 @@ class ScaledForward(ScaledMonotone, ForwardOperator):
         self.cocoercivity = None if op.cocoercivity is None else op.cocoercivity / self.scalar
 
     def evaluate(self, x):
-        return self.scalar * self.op.evaluate(x)
+        return scale(self.scalar, self.op.evaluate(x))
 
 
 class ScaledResolvent(ScaledMonotone, ResolventOperator):
     """``s·A`` of an ``A`` with a resolvent."""
 
     def resolvent(self, step):
-        check_positive(step, "step")
-        return self.op.resolvent(step * self.scalar)
+        return self.op.resolvent(check_positive(step, "step") * self.scalar)
+
+    def reflected_resolvent(self, step):
+        return self.op.reflected_resolvent(check_positive(step, "step") * self.scalar)
+
+    def resolvents(self, step):
+        return self.op.resolvents(check_positive(step, "step") * self.scalar)
 
 
 class ScaledForwardResolvent(ScaledForward, ScaledResolvent):
@@ -409,4 +388,4 @@ class SumMonotone(ForwardOperator):
         self.b.validate(x, name)
 
     def evaluate(self, x):
-        return self.a.evaluate(x) + self.b.evaluate(x)
+        return add(self.a.evaluate(x), self.b.evaluate(x))

@@ -1,21 +1,22 @@
-"""Structure-aware shifted inverses ``(a·I + b·L)⁻¹``.
+"""Structure-aware shifts ``a·I + b·L`` and shifted inverses ``(a·I + b·L)⁻¹``.
 
 Each rule returns a *new operator value* holding its precomputation (an
-inverse matrix, inverted FFT symbols, ...), so a solver computes it once and
-applies it to every iterate and every batch row.  Structures register their
-rule with :func:`shifted_inverse.register`.
+inverse matrix, inverted FFT symbols, one shifted matrix, ...), so a solver
+computes it once and applies it to every iterate and every batch row.
+Structures register their rules with :func:`shifted_inverse.register` and
+:func:`shifted_operator.register`.
 """
 
 from __future__ import annotations
 
 from functools import singledispatch
 
-from .._backend import namespace
+from .._backend import device, namespace
 from .._validate import check_real
-from ._base import AdjointOperator, LinearOperator, ScaledOperator, StructureError
+from ._base import AdjointOperator, LinearOperator, ScaledOperator, StructureError, check_linear
 from .basic import Dense, Diagonal, Identity
 
-__all__ = ["shifted_inverse"]
+__all__ = ["shifted_inverse", "shifted_operator"]
 
 
 def _check_shift(a, b):
@@ -33,8 +34,10 @@ def shifted_inverse(op: LinearOperator, a: float = 1.0, b: float = 1.0) -> Linea
         A square operator with exploitable structure: Identity, Diagonal,
         Dense, a scaled or adjoint one of those, an FFT convolution or a
         block lower-triangular operator.
-    a, b : float
-        The shift and the scaling.
+    a : float
+        The multiple of the identity.
+    b : float
+        The multiple of ``L``.
 
     Returns
     -------
@@ -65,29 +68,30 @@ def shifted_inverse(op: LinearOperator, a: float = 1.0, b: float = 1.0) -> Linea
 def _(op: Identity, a: float = 1.0, b: float = 1.0):
     _check_shift(a, b)
     if a + b == 0:
-        raise ZeroDivisionError("a·I + b·I is singular (a + b == 0)")
+        raise ValueError(f"a·I + b·L is singular (a={a}, b={b}): L is the identity and a + b == 0")
     return ScaledOperator(1.0 / (a + b), op)
 
 
 @shifted_inverse.register
 def _(op: Diagonal, a: float = 1.0, b: float = 1.0):
     _check_shift(a, b)
-    return Diagonal(1.0 / (a + b * op.diagonal))
+    shifted = a + b * op.diagonal
+    xp = namespace(shifted)
+    if not bool(xp.all(shifted != 0)):
+        raise ValueError(f"a·I + b·L is singular (a={a}, b={b}): a zero on the diagonal")
+    return Diagonal(1.0 / shifted)
 
 
 @shifted_inverse.register
 def _(op: Dense, a: float = 1.0, b: float = 1.0):
     _check_shift(a, b)
-    xp = namespace(op.matrix)
-    n, m = op.matrix.shape
-    if n != m:
-        raise ValueError(f"shifted inverse needs a square matrix, got shape {(n, m)}")
-    from array_api_compat import device
-
-    eye = xp.eye(n, dtype=op.matrix.dtype, device=device(op.matrix))
     # One LU factorization, kept as an explicit inverse: every later
     # application is a single (batched) matrix product.
-    return Dense(xp.linalg.inv(a * eye + b * op.matrix))
+    try:
+        inverse = namespace(op.matrix).linalg.inv(_shifted_matrix(op, a, b))
+    except ValueError as exc:  # numpy's LinAlgError is a ValueError
+        raise ValueError(f"a·I + b·L is singular (a={a}, b={b}): {exc}") from exc
+    return Dense(inverse)
 
 
 @shifted_inverse.register
@@ -100,3 +104,79 @@ def _(op: ScaledOperator, a: float = 1.0, b: float = 1.0):
 def _(op: AdjointOperator, a: float = 1.0, b: float = 1.0):
     _check_shift(a, b)
     return shifted_inverse(op.op, a, b).H
+
+
+@singledispatch
+def shifted_operator(op: LinearOperator, a: float = 1.0, b: float = 1.0) -> LinearOperator:
+    r"""Return the operator :math:`a I + b L` for a square ``L = op``, as one value.
+
+    Where the structure allows, the result is one operator of the same kind
+    (one matrix for :class:`Dense`, one diagonal, one FFT symbol), so that
+    applying it costs one product instead of a product and two vector passes;
+    otherwise it is the lazy sum ``a·I + b·L``.  With ``a = -1``, ``b = 2``
+    and ``op`` a resolvent :math:`(I + \alpha L)^{-1}` this is the Cayley map
+    :math:`2 (I + \alpha L)^{-1} - I`; with ``a = 1``, ``b = -\alpha`` it is
+    the forward step :math:`I - \alpha L`.
+
+    Parameters
+    ----------
+    op : LinearOperator
+        A square operator.
+    a : float
+        The multiple of the identity.
+    b : float
+        The multiple of ``L``.
+
+    Returns
+    -------
+    LinearOperator
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.operators.shifted_operator(ops.Dense(np.eye(2)), 1.0, -0.5).matrix
+    array([[0.5, 0. ],
+           [0. , 0.5]])
+    """
+    _check_shift(a, b)
+    check_linear(op, square=True)
+    return ScaledOperator(a, Identity(op.in_shape)) + ScaledOperator(b, op)
+
+
+@shifted_operator.register
+def _(op: Identity, a: float = 1.0, b: float = 1.0):
+    _check_shift(a, b)
+    return ScaledOperator(a + b, op)
+
+
+@shifted_operator.register
+def _(op: Diagonal, a: float = 1.0, b: float = 1.0):
+    _check_shift(a, b)
+    return Diagonal(a + b * op.diagonal)
+
+
+@shifted_operator.register
+def _(op: Dense, a: float = 1.0, b: float = 1.0):
+    _check_shift(a, b)
+    return Dense(_shifted_matrix(op, a, b))
+
+
+def _shifted_matrix(op: Dense, a: float, b: float):
+    """The array ``a·I + b·M`` of a square dense ``M``."""
+    check_linear(op, square=True)
+    xp = namespace(op.matrix)
+    eye = xp.eye(op.matrix.shape[0], dtype=op.matrix.dtype, device=device(op.matrix))
+    return a * eye + b * op.matrix
+
+
+@shifted_operator.register
+def _(op: ScaledOperator, a: float = 1.0, b: float = 1.0):
+    _check_shift(a, b)
+    return shifted_operator(op.op, a, b * op.scalar)
+
+
+@shifted_operator.register
+def _(op: AdjointOperator, a: float = 1.0, b: float = 1.0):
+    # (aI + bL)ᴴ = aI + bLᴴ for real a, b: a transposed view, no new matrix
+    _check_shift(a, b)
+    return shifted_operator(op.op, a, b).H

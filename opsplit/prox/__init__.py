@@ -1,17 +1,15 @@
 """Proximal functions, their calculus, and activations as proximal operators."""
 
-from ._base import ProxFunction
+from ._base import Activation, ProxFunction
 from .activations import (
-    Activation,
     HardTanh,
     LeakyReLU,
     ReLU,
-    Sigmoid,
-    SmoothActivation,
-    Softplus,
-    Tanh,
+    activation_config,
+    activation_from_config,
     get_activation,
 )
+from .affine import AffineSet, HalfSpace
 from .calculus import Conjugate, Scaled, SeparableSum, Translated, closed_form_conjugate
 from .functions import (
     L1,
@@ -19,6 +17,7 @@ from .functions import (
     Box,
     ElasticNet,
     Huber,
+    L1Ball,
     L2Ball,
     LInfBall,
     NonNegative,
@@ -28,6 +27,8 @@ from .functions import (
     ZeroOnMask,
     soft_threshold,
 )
+from .monotone import NormalCone, Subdifferential
+from .smooth_activations import Sigmoid, SmoothActivation, Softplus, Tanh
 
 __all__ = [
     "ProxFunction",
@@ -42,7 +43,10 @@ __all__ = [
     "Huber",
     "L2Ball",
     "LInfBall",
+    "L1Ball",
     "Simplex",
+    "AffineSet",
+    "HalfSpace",
     "soft_threshold",
     "Scaled",
     "Translated",
@@ -58,4 +62,8 @@ __all__ = [
     "Sigmoid",
     "Softplus",
     "get_activation",
+    "Subdifferential",
+    "NormalCone",
+    "activation_config",
+    "activation_from_config",
 ]

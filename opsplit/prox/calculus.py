@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from .._backend import namespace
-from ._base import ProxFunction, check_positive, check_real
+from .._validate import check_positive, check_real
+from ._base import ProxFunction, check_real_or_array
 from .functions import (
     L1,
     L2,
@@ -90,17 +90,7 @@ class Translated(ProxFunction):
 
     def __init__(self, function, shift):
         self.function = _check_function(function, "function")
-        if isinstance(shift, (int, float)) and not isinstance(shift, bool):
-            shift = check_real(shift, "shift")
-        else:
-            try:
-                xp = namespace(shift)
-            except TypeError as exc:
-                raise TypeError(
-                    f"shift must be a real number or an array, got {type(shift).__name__}"
-                ) from exc
-            if not xp.isdtype(shift.dtype, "real floating"):
-                raise TypeError(f"shift must have a real floating dtype, got {shift.dtype}")
+        shift = check_real_or_array(shift, "shift")
         self.shift = shift
 
     convex = property(lambda self: self.function.convex)
@@ -123,7 +113,7 @@ def closed_form_conjugate(function):
     Register more closed forms with ``@closed_form_conjugate.register``.
     Known: ``Zero ↔ Box(0, 0)``, ``NonNegative → Box(-inf, 0)``,
     ``L1(λ) ↔ LInfBall(λ)``, ``L2(λ) ↔ L2Ball(λ)``, ``SquaredL2(λ) →
-    SquaredL2(1/λ)``, ``Box(-r, r) → L1(r)``, ``ZeroOnMask(m) → ZeroOnMask(~m)``,
+    SquaredL2(1/λ)``, ``Box(-r, r) → L1(r)`` (scalar bounds), ``ZeroOnMask(m) → ZeroOnMask(~m)``,
     and through the calculus: ``Scaled`` indicators, ``Conjugate`` (``f** = f``)
     and ``SeparableSum``.
 
@@ -149,6 +139,8 @@ def _(function: NonNegative):
 @closed_form_conjugate.register
 def _(function: Box):
     inf = float("inf")
+    if not (isinstance(function.low, float) and isinstance(function.high, float)):
+        return None  # array bounds: the support function Σ max(low·y, high·y) is not in the library
     if function.low == -inf and function.high == inf:
         return Box(0.0, 0.0)
     if function.low == function.high == 0.0:

@@ -17,11 +17,15 @@ SIAM, 2017, chapters 6-7.
 
 from __future__ import annotations
 
-from .._backend import check_floating, device, namespace
+from .._backend import check_floating, device, namespace, same_library
+from .._validate import check_positive, check_real
 from ._base import (
     ProxFunction,
-    check_positive,
-    check_real,
+    check_broadcasts,
+    check_last_axis,
+    check_real_or_array,
+    holds,
+    like_input,
     membership_tolerance,
     restrict,
     zero_scalar,
@@ -39,14 +43,16 @@ __all__ = [
     "Huber",
     "L2Ball",
     "LInfBall",
+    "L1Ball",
     "Simplex",
     "soft_threshold",
 ]
 
 
-def soft_threshold(x, threshold: float):
+def soft_threshold(x, threshold):
     r"""Entrywise soft thresholding :math:`\operatorname{sign}(x)\max(|x| - t, 0)`,
-    computed as ``x - clip(x, -t, t)``.
+    computed as ``x - clip(x, -t, t)``; ``threshold`` is a float or an array
+    ``≥ 0`` that broadcasts against ``x``.
 
     Examples
     --------
@@ -58,12 +64,31 @@ def soft_threshold(x, threshold: float):
     return x - xp.minimum(xp.maximum(x, -threshold), threshold)
 
 
-def _row_norms(x, name="x"):
-    """Euclidean norms over the last axis, kept as a length-1 axis."""
-    if x.ndim < 1:
-        raise ValueError(f"{name} must have at least one axis (the function acts on the last)")
-    xp = namespace(x)
-    return xp.linalg.vector_norm(x, axis=-1, keepdims=True)
+def _row_norms(x, ord=2):
+    """``ord``-norms over the last axis, kept as a length-1 axis."""
+    check_last_axis(x)
+    return namespace(x).linalg.vector_norm(x, axis=-1, keepdims=True, ord=ord)
+
+
+def _simplex_threshold(u, radius):
+    r"""The threshold ``θ`` (kept as a length-1 last axis) with
+    ``Σ max(u - θ, 0) = radius`` over every row of ``u``, from the rows sorted
+    in decreasing order and their cumulative sums (Held, Wolfe & Crowder,
+    1974; Duchi et al., ICML 2008):
+
+    .. math::
+
+        \theta = \max_k \frac{\text{css}_k - r}{k}
+
+    (the maximum is attained at the last ``k`` with ``u_k > (css_k - r)/k``,
+    since the ratios increase exactly while that condition holds).
+    """
+    xp = namespace(u)
+    # stable=False: only the sorted values matter, and a stable sort is several
+    # times slower on NumPy
+    css = xp.cumulative_sum(xp.sort(u, axis=-1, descending=True, stable=False), axis=-1)
+    k = xp.arange(1, u.shape[-1] + 1, dtype=u.dtype, device=device(u))
+    return xp.max((css - radius) / k, axis=-1, keepdims=True)
 
 
 class Zero(ProxFunction):
@@ -118,34 +143,72 @@ class Box(ProxFunction):
 
     Parameters
     ----------
-    low, high : float
-        Bounds with ``low <= high``; ``-inf``/``+inf`` leave a side open.
+    low : float or array
+        Lower bound; ``-inf`` leaves the side open. An array broadcasts
+        against the trailing axes of ``x`` (shape ``(n,)`` for ``x`` of shape
+        ``(..., n)``) and must come from ``x``'s library and device; it is
+        used in ``x``'s dtype.
+    high : float or array
+        Upper bound, as ``low``, with ``low <= high`` everywhere.
 
     Examples
     --------
     >>> import numpy as np
     >>> Box(-1.0, 1.0).prox(np.array([-3.0, 0.5, 2.0]))
     array([-1. ,  0.5,  1. ])
+    >>> Box(np.array([0.0, -1.0]), 2.0).prox(np.array([[-3.0, -3.0], [3.0, 1.0]]))
+    array([[ 0., -1.],
+           [ 2.,  1.]])
     """
 
     separable = True
     indicator = True
 
     def __init__(self, low=-1.0, high=1.0):
-        self.low = check_real(low, "low", finite=False)
-        self.high = check_real(high, "high", finite=False)
-        if not self.low <= self.high:
-            raise ValueError(f"low must be <= high, got low={self.low}, high={self.high}")
-        if self.low == float("inf") or self.high == -float("inf"):
+        self.low = check_real_or_array(low, "low", finite=False)
+        self.high = check_real_or_array(high, "high", finite=False)
+        if not isinstance(self.low, float) and not isinstance(self.high, float):
+            same_library(self.low, self.high, "low", "high")
+            if not _broadcast_together(self.low.shape, self.high.shape):
+                raise ValueError(
+                    "low and high must broadcast together, got shapes "
+                    f"{tuple(self.low.shape)} and {tuple(self.high.shape)}"
+                )
+        if not holds(self.low <= self.high):
+            got = (
+                f"low={self.low}, high={self.high}"
+                if isinstance(self.low, float) and isinstance(self.high, float)
+                else "low > high at some entries"
+            )
+            raise ValueError(f"low must be <= high everywhere, got {got}")
+        if holds(self.low == float("inf"), any) or holds(self.high == -float("inf"), any):
             raise ValueError("low must be < +inf and high must be > -inf (empty box)")
 
+    def _bounds(self, x):
+        """``(low, high)`` ready to combine with ``x``: floats as they are,
+        arrays checked against ``x`` and cast to its dtype."""
+        bounds = []
+        for bound, name in ((self.low, "low"), (self.high, "high")):
+            if not isinstance(bound, float):
+                check_broadcasts(bound, x, name)
+                bound = like_input(bound, x, name)
+            bounds.append(bound)
+        return bounds
+
     def value(self, x):
-        return restrict(zero_scalar(x), (x >= self.low) & (x <= self.high))
+        low, high = self._bounds(x)
+        return restrict(zero_scalar(x), (x >= low) & (x <= high))
 
     def prox(self, x, step=1.0):
         check_positive(step, "step")
+        low, high = self._bounds(x)
         xp = namespace(x)
-        return xp.minimum(xp.maximum(x, self.low), self.high)
+        return xp.minimum(xp.maximum(x, low), high)
+
+
+def _broadcast_together(a: tuple, b: tuple) -> bool:
+    """Whether arrays of shapes ``a`` and ``b`` broadcast against each other."""
+    return all(s == t or 1 in (s, t) for s, t in zip(reversed(a), reversed(b)))
 
 
 class ZeroOnMask(ProxFunction):
@@ -392,6 +455,54 @@ class LInfBall(ProxFunction):
         return xp.minimum(xp.maximum(x, -self.radius), self.radius)
 
 
+class L1Ball(ProxFunction):
+    r"""Indicator of ``‖x‖₁ ≤ radius`` over the last axis (every row in the ball).
+
+    A row outside the ball is soft-thresholded at the ``θ > 0`` that puts
+    ``|x|`` on the simplex of that radius (Duchi et al., ICML 2008, §4), with
+    the sort-based threshold of :class:`Simplex`, batched over leading axes:
+
+    .. math::
+
+        \operatorname{prox}(x) = \operatorname{sign}(x)\max(|x| - \theta_+, 0),
+        \qquad \theta = \max_k \frac{\text{css}_k(|x|) - r}{k},
+
+    where ``css(|x|)`` are the cumulative sums of ``|x|`` sorted in
+    decreasing order; ``θ ≤ 0`` exactly when the row is already inside, so
+    ``θ₊ = max(θ, 0)`` leaves it unchanged. One sort per row, ``O(n log n)``.
+    Membership in :meth:`value` allows a relative slack ``sqrt(eps)``.
+
+    Parameters
+    ----------
+    radius : float
+        ``radius >= 0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> L1Ball(1.5).prox(np.array([[2.0, -1.5, 0.25], [0.2, 0.3, -0.1]]))
+    array([[ 1. , -0.5,  0. ],
+           [ 0.2,  0.3, -0.1]])
+    """
+
+    indicator = True
+
+    def __init__(self, radius=1.0):
+        self.radius = check_real(radius, "radius", minimum=0.0)
+
+    def value(self, x):
+        slack = self.radius * (1.0 + membership_tolerance(x))
+        return restrict(zero_scalar(x), _row_norms(x, ord=1) <= slack)
+
+    def prox(self, x, step=1.0):
+        check_positive(step, "step")
+        check_floating(x, "x")
+        check_last_axis(x)
+        xp = namespace(x)
+        theta = xp.maximum(_simplex_threshold(xp.abs(x), self.radius), 0.0)
+        return soft_threshold(x, theta)
+
+
 class Simplex(ProxFunction):
     r"""Indicator of the simplex ``{p ≥ 0, Σ p = radius}`` over the last axis.
 
@@ -406,6 +517,7 @@ class Simplex(ProxFunction):
 
     (the maximum is attained at the last ``k`` with ``u_k > (css_k - r)/k``,
     since the ratios increase exactly while that condition holds).
+    It costs one sort per row, ``O(n log n)``.
     Membership in :meth:`value` allows a relative slack ``sqrt(eps)`` in the sum.
 
     Examples
@@ -421,8 +533,7 @@ class Simplex(ProxFunction):
         self.radius = check_real(radius, "radius", minimum=0.0, strict=True)
 
     def value(self, x):
-        if x.ndim < 1:
-            raise ValueError("x must have at least one axis (the function acts on the last)")
+        check_last_axis(x)
         xp = namespace(x)
         slack = membership_tolerance(x) * self.radius
         total = xp.sum(x, axis=-1)
@@ -432,11 +543,5 @@ class Simplex(ProxFunction):
     def prox(self, x, step=1.0):
         check_positive(step, "step")
         check_floating(x, "x")
-        if x.ndim < 1:
-            raise ValueError("x must have at least one axis (the function acts on the last)")
-        xp = namespace(x)
-        u = xp.sort(x, axis=-1, descending=True)
-        css = xp.cumulative_sum(u, axis=-1)
-        k = xp.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=device(x))
-        theta = xp.max((css - self.radius) / k, axis=-1, keepdims=True)
-        return xp.maximum(x - theta, 0.0)
+        check_last_axis(x)
+        return namespace(x).maximum(x - _simplex_threshold(x, self.radius), 0.0)

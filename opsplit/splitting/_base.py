@@ -1,15 +1,19 @@
-"""What every splitting method provides to the driver."""
+"""What every splitting method provides to the driver and to the diagnostics."""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+from .._backend import namespace
 from .._validate import check_positive
-from ..operators.monotone import ForwardOperator
+from .._vectors import batch_sq_norms, first_array
+from ..operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
+from ..operators.spectral import exact_margin
 
-__all__ = ["SplittingMethod", "State", "check_positive"]
+__all__ = ["SplittingMethod", "State", "check_positive", "check_constants"]
 
 
 class State(NamedTuple):
@@ -26,19 +30,66 @@ class State(NamedTuple):
     delta : array or tuple or None
         ``z_new - z_old`` from the last step, whose norm is the fixed-point
         residual; ``None`` before the first step.
+    w : array or tuple or None
+        An intermediate point of the last step that neither ``z`` nor
+        ``delta`` shows (forward–backward's forward step
+        :math:`x - \\alpha A(x)`, which the resolvent of ``B`` may map back to
+        finite values); the driver checks it for NaN and Inf when the solve
+        stops.
     """
 
     z: Any
     x: Any
     delta: Any = None
+    w: Any = None
 
 
-def require(op, capability, role: str, method: str) -> None:
-    if not isinstance(op, capability):
-        need = "be evaluated directly" if capability is ForwardOperator else "offer a resolvent"
-        raise TypeError(
-            f"{method} needs operator {role} to {need}; {type(op).__name__} does not"
-        )
+def check_constants(m, L, step=None) -> None:
+    """Raise unless ``m`` (strong monotonicity) and ``L`` (Lipschitz constant),
+    and ``step`` when given, can describe one operator."""
+    for name, v in (("m", m), ("L", L)) + ((("step", step),) if step is not None else ()):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise TypeError(f"{name} must be a finite real number, got {v!r}")
+    if not m >= 0:
+        raise ValueError(f"m must be >= 0, got {m}")
+    if not L > 0:
+        raise ValueError(f"L must be > 0, got {L}")
+    if m > L * (1 + 1e-12):
+        raise ValueError(f"m = {m} exceeds L = {L}: no operator has these constants")
+    if step is not None and not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+
+
+def check_error_constants(step, margin, lipschitz, monotonicity) -> None:
+    """Raise unless the constants of an a-posteriori error factor make sense."""
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0 for an error bound, got {margin}")
+    if not lipschitz >= 0:
+        raise ValueError(f"lipschitz must be >= 0, got {lipschitz}")
+    if not monotonicity >= 0:
+        raise ValueError(f"monotonicity must be >= 0, got {monotonicity}")
+
+
+def batch_norms(v, batch_ndim: int):
+    """Per-sample Euclidean norms of ``v``, on its device."""
+    xp = namespace(first_array(v))
+    return xp.sqrt(batch_sq_norms(v, batch_ndim))
+
+
+def linear_margin(op) -> float | None:
+    """The exact margin of the linear part of an affine operator ``op`` when its
+    structure gives it cheaply (dense, diagonal, FFT), else ``None``."""
+    if isinstance(op, LinearMonotone):
+        return exact_margin(op.op)
+    return None
+
+
+_CAPABILITY = {
+    ForwardOperator: "be evaluated directly",
+    ResolventOperator: "offer a resolvent",
+}
 
 
 @dataclass(frozen=True)
@@ -48,12 +99,45 @@ class SplittingMethod(ABC):
     The driver :func:`opsplit.solve` calls :meth:`prepare` once (resolvents
     and factorizations are computed there and returned), :meth:`init` once,
     then :meth:`update` until it decides to stop.
+
+    Each method also owns its theory, which the diagnostics ask for instead
+    of branching on the method's type: the step-size limit
+    (:meth:`step_limit`), the step minimizing the bound
+    (:meth:`optimal_step`), the contraction factor (:meth:`contraction`), the
+    a-posteriori error factor (:meth:`error_factor`), the computed bound
+    (:meth:`inclusion_bound`) and what to tell the user when a run fails
+    (:meth:`divergence_hint`, :meth:`stall_hint`).
+
+    Attributes
+    ----------
+    requires : tuple of type
+        The capabilities (:class:`~opsplit.ForwardOperator`,
+        :class:`~opsplit.ResolventOperator`) the method needs of ``A`` and
+        of ``B``, in that order.
+    step_limit_formula : str or None
+        :meth:`step_limit` in symbols (e.g. ``"2m/L²"``), for tables and
+        figures; ``None`` when every step contracts.
     """
+
+    requires: ClassVar[tuple[type, type]] = (ResolventOperator, ResolventOperator)
+    step_limit_formula: ClassVar[str | None] = None
 
     step: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "step", check_positive(self.step, "step"))
+
+    # -- the iteration ---------------------------------------------------------------
+
+    def check_capabilities(self, problem) -> None:
+        """Raise ``TypeError`` when ``problem.A`` or ``problem.B`` lacks a
+        capability in :attr:`requires`."""
+        for role, op, capability in zip("AB", problem.operators, self.requires):
+            if not isinstance(op, capability):
+                raise TypeError(
+                    f"{type(self).__name__} needs operator {role} to {_CAPABILITY[capability]}; "
+                    f"{type(op).__name__} does not"
+                )
 
     @abstractmethod
     def prepare(self, problem):
@@ -75,6 +159,39 @@ class SplittingMethod(ABC):
     def solution(self, state: State):
         return state.x
 
+    def solution_residual(self, prepared, state: State):
+        """A vector that vanishes exactly at a solution, computed from the
+        solution estimate ``state.x`` alone, or ``None``.
+
+        The driver stops on it (besides the residual of ``z``) for methods
+        whose governing variable need not converge when the solution does
+        (see :meth:`needs_solution_residual`).
+        """
+        return None
+
+    def needs_solution_residual(self, margin: float | None) -> bool:
+        """Whether ``z`` may fail to converge although ``x`` does, for a
+        problem whose ``A + B`` has the known margin ``margin``."""
+        return False
+
+    # -- theory ------------------------------------------------------------------------
+
+    def step_limit(self, m: float, L: float) -> float:
+        """The largest step for which the contraction bound is below 1, for the
+        contracting operator's strong monotonicity ``m`` and Lipschitz
+        constant ``L`` (``math.inf``: every step)."""
+        check_constants(m, L)
+        return math.inf
+
+    @abstractmethod
+    def optimal_step(self, m: float, L: float) -> float:
+        """The step minimizing :meth:`contraction` for constants ``m``, ``L``."""
+
+    @abstractmethod
+    def contraction(self, m: float, L: float) -> float:
+        """The contraction factor of one iteration at this step, for constants
+        ``m``, ``L`` (see :mod:`opsplit.diagnostics.rates`)."""
+
     def error_factor(
         self, margin: float, lipschitz: float | None, monotonicity: float = 0.0
     ) -> float | None:
@@ -85,3 +202,51 @@ class SplittingMethod(ABC):
         """
         return None
 
+    def inclusion_bound(self, problem, state: State, margin: float, batch_ndim: int):
+        """Per-sample bound on ``‖x - x*‖`` from computed elements of ``A + B``
+        at the final ``state`` (a device array of the batch shape), or ``None``."""
+        return None
+
+    def divergence_hint(self, problem, m: float | None, L: float | None) -> str:
+        """Why a run may have diverged, for ``A``'s constants ``m``, ``L``
+        (``None`` when unknown); the driver has already ruled out a
+        non-monotone linear part."""
+        return (
+            f"{type(self).__name__} converges for every step when A and B are maximally "
+            "monotone: check the operators' monotonicity (ops.diagnostics.check_monotone)"
+        )
+
+    def stall_hint(self, margin: float | None) -> str:
+        """What to say when the run reached ``maxiter``, for the known margin
+        of ``A + B`` (``""``: nothing beyond the residual)."""
+        return ""
+
+
+def resolvent(op, step: float, role: str):
+    """``op.resolvent(step)``, with a singular linear system explained as the
+    operator's non-monotonicity."""
+    return _explained(op.resolvent, op, step, role)
+
+
+def reflected_resolvent(op, step: float, role: str):
+    """``op.reflected_resolvent(step)``, errors as in :func:`resolvent`."""
+    return _explained(op.reflected_resolvent, op, step, role)
+
+
+def _explained(build, op, step, role):
+    if not isinstance(op, LinearMonotone):
+        return build(step)
+    try:
+        return build(step)
+    except (ValueError, ZeroDivisionError) as exc:  # numpy's LinAlgError is a ValueError
+        m = linear_margin(op)
+        if m is None:
+            why = "its linear part L may not be monotone (check_monotone tells)"
+        elif m < 0:
+            why = f"L is not monotone (margin {m:.4g})"
+        else:
+            raise
+        raise ValueError(
+            f"I + αL is singular for operator {role} at step α = {step:.4g}: {why}; "
+            "splitting methods need maximally monotone operators"
+        ) from exc

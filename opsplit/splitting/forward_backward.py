@@ -1,16 +1,106 @@
-"""Forward–backward splitting."""
+r"""Forward–backward splitting and its theory.
+
+With ``A`` ``m``-strongly monotone and ``L``-Lipschitz the forward step
+:math:`I - \alpha A` is a :math:`c_{FB}`-contraction,
+
+.. math::
+
+    c_{FB} = \sqrt{1 - 2\alpha m + \alpha^2 L^2} < 1
+    \iff 0 < \alpha < 2m/L^2,
+
+smallest at :math:`\alpha = m/L^2`, and so is the whole step
+:math:`J_{\alpha B}(I - \alpha A)` (the resolvent is nonexpansive).  The
+a-posteriori error factor and the computed inclusion bound are derived in
+:mod:`opsplit.diagnostics.certificates`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
-from .._vectors import sub
+from .._vectors import scale, sub
 from ..operators.monotone import ForwardOperator, ResolventOperator
-from ._base import SplittingMethod, State, require
+from ._base import (
+    SplittingMethod,
+    State,
+    batch_norms,
+    check_constants,
+    check_error_constants,
+    resolvent,
+)
 
-__all__ = ["ForwardBackward"]
+__all__ = ["ForwardBackward", "fb_contraction", "fb_error_factor", "fb_element"]
+
+
+def fb_contraction(m: float, L: float, step: float) -> float:
+    r"""Contraction factor :math:`\sqrt{1 - 2\alpha m + \alpha^2 L^2}` of forward–backward.
+
+    It bounds the Lipschitz constant of :math:`I - \alpha A` (``A``
+    ``m``-strongly monotone, ``L``-Lipschitz) and so of the whole step
+    :math:`J_{\alpha B}(I - \alpha A)`; it is below 1 iff ``step < 2m/L²``.
+
+    Parameters
+    ----------
+    m : float
+        Strong monotonicity of ``A``.
+    L : float
+        Lipschitz constant of ``A``.
+    step : float
+        The step ``α``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from opsplit.diagnostics import fb_contraction
+    >>> round(fb_contraction(1.0, 2.0, 0.25), 6)
+    0.866025
+    """
+    check_constants(m, L, step)
+    return math.sqrt(max(0.0, 1.0 - 2.0 * step * m + (step * L) ** 2))
+
+
+def fb_error_factor(step: float, margin: float, lipschitz: float, monotonicity: float = 0.0):
+    r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|x^{+} - x\|` after a forward–backward step.
+
+    :math:`c = \sqrt{1 - 2\alpha m_A + \alpha^2 L^2}/(\alpha m)`, at most
+    :math:`(1/\alpha + L)/m`; see :mod:`opsplit.diagnostics.certificates`
+    for the derivation.
+
+    Parameters
+    ----------
+    step : float
+        ``α``.
+    margin : float
+        ``m > 0``, strong monotonicity of ``A + B``.
+    lipschitz : float
+        ``L``, Lipschitz constant of ``A``.
+    monotonicity : float
+        :math:`m_A \ge 0`, strong monotonicity of ``A`` alone (0 if unknown).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from opsplit.diagnostics import fb_error_factor
+    >>> fb_error_factor(0.5, 1.0, 2.0) <= (1 / 0.5 + 2.0) / 1.0
+    True
+    """
+    check_error_constants(step, margin, lipschitz, monotonicity)
+    lip = math.sqrt(max(0.0, 1.0 - 2.0 * step * monotonicity + (step * lipschitz) ** 2))
+    return lip / (step * margin)
+
+
+def fb_element(A_x, A_xn, x, x_new, step):
+    """``g = (x - x⁺)/α - (A x - A x⁺) ∈ (A + B)(x⁺)`` for ``x⁺ = J_{αB}(x - αAx)``."""
+    return sub(scale(1.0 / step, sub(x, x_new)), sub(A_x, A_xn))
 
 
 class _FBMaps(NamedTuple):
@@ -57,27 +147,68 @@ class ForwardBackward(SplittingMethod):
     (array([1., 0.]), True)
     """
 
+    requires: ClassVar[tuple[type, type]] = (ForwardOperator, ResolventOperator)
+    step_limit_formula: ClassVar[str | None] = "2m/L²"
+
     def prepare(self, problem):
-        require(problem.A, ForwardOperator, "A", "ForwardBackward")
-        require(problem.B, ResolventOperator, "B", "ForwardBackward")
-        return _FBMaps(problem.A.forward_step(self.step), problem.B.resolvent(self.step))
+        self.check_capabilities(problem)
+        return _FBMaps(problem.A.forward_step(self.step), resolvent(problem.B, self.step, "B"))
 
     def init(self, prepared, x0):
         return State(z=x0, x=x0)
 
     def update(self, prepared, state):
         x = state.x
-        x_new = prepared.resolvent(prepared.forward_step(x))
-        return State(z=x_new, x=x_new, delta=sub(x_new, x))
+        # The forward step stays in the state: a resolvent (a projection) may map
+        # an infinite A(x) back to finite values, and the driver must see it.
+        w = prepared.forward_step(x)
+        x_new = prepared.resolvent(w)
+        return State(z=x_new, x=x_new, delta=sub(x_new, x), w=w)
+
+    # -- theory ------------------------------------------------------------------------
+
+    def step_limit(self, m, L):
+        """:math:`2m/L^2`: the bound contracts exactly below it."""
+        check_constants(m, L)
+        return 2.0 * m / L**2
+
+    def optimal_step(self, m, L):
+        """:math:`m/L^2`, giving the factor :math:`\\sqrt{1 - m^2/L^2}`."""
+        check_constants(m, L)
+        if m == 0:
+            raise ValueError("forward-backward has no contraction bound with m = 0")
+        return m / L**2
+
+    def contraction(self, m, L):
+        """:func:`fb_contraction` at this step."""
+        return fb_contraction(m, L, self.step)
 
     def error_factor(self, margin, lipschitz, monotonicity=0.0):
         r"""``c`` with :math:`\|x^{+} - x^*\| \le c\,\|x^{+} - x\|`:
         :math:`\sqrt{1 - 2\alpha m_A + \alpha^2 L^2}/(\alpha m)`
-        (:func:`~opsplit.diagnostics.fb_error_factor`, derived in
-        :mod:`opsplit.diagnostics.certificates`), with ``m = margin`` of
+        (:func:`~opsplit.diagnostics.fb_error_factor`), with ``m = margin`` of
         ``A + B``, ``L = lipschitz`` and :math:`m_A` = ``monotonicity`` of ``A``."""
-        from ..diagnostics.certificates import fb_error_factor
-
         if not margin or margin <= 0 or lipschitz is None:
             return None
         return fb_error_factor(self.step, margin, lipschitz, monotonicity or 0.0)
+
+    def inclusion_bound(self, problem, state, margin, batch_ndim):
+        r""":math:`\|g\|/m` with the computed :math:`g \in (A + B)(x^{+})` of
+        :func:`fb_element` (two evaluations of ``A``)."""
+        if state is None or state.delta is None or not margin > 0:
+            return None
+        A, x_new = problem.A, state.x
+        x = sub(x_new, state.delta)
+        g = fb_element(A.evaluate(x), A.evaluate(x_new), x, x_new, self.step)
+        return batch_norms(g, batch_ndim) / margin
+
+    def divergence_hint(self, problem, m, L):
+        if m is not None and L is not None and m > 0 and L >= m:
+            limit = self.step_limit(m, L)
+            if self.step >= limit:
+                return (f"the step {self.step:.4g} is above forward-backward's limit "
+                        f"2m/L² = {limit:.4g} (m = {m:.4g}, L = {L:.4g})")
+            return (f"the step {self.step:.4g} is below forward-backward's limit "
+                    f"2m/L² = {limit:.4g}: check the stated m = {m:.4g} and L = {L:.4g}")
+        return ("the step size may be above forward-backward's safe range 2m/L² "
+                "(declare m and L on A to have it checked)")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 from ._base import SplittingMethod
+from .douglas_rachford import DouglasRachford
 from .forward_backward import ForwardBackward
-from .peaceman_rachford import DouglasRachford, PeacemanRachford
+from .peaceman_rachford import PeacemanRachford
 
 __all__ = ["METHODS", "method_name", "method_config", "method_from_config", "method_from_name"]
 

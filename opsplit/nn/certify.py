@@ -30,6 +30,10 @@ For a layer :math:`z^* = \sigma(W z^* + U x + b)` with
   equilibrium (:attr:`opsplit.SolveResult.error_bound`), so the radius holds
   for the exact network, not only for the approximate solve.
 
+The certified accuracy at a radius :math:`\varepsilon` is the fraction of
+samples that are classified right and whose radius is at least
+:math:`\varepsilon`.
+
 References
 ----------
 E. Winston and J. Z. Kolter, "Monotone operator equilibrium networks",
@@ -39,20 +43,29 @@ Lipschitz constants of monotone deep equilibrium models", ICLR 2021.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._backend import namespace, to_numpy
-from ..operators.basic import Dense
-from ._report import CheckReport, Estimate
-from .checks import check_monotone
-from .linear import opnorm
-from .rates import fb_step_limit, optimal_step
-from .study import DEFAULT_STEPS, METHODS, StepStudy, sweep
+from ..diagnostics import (
+    CheckReport,
+    Estimate,
+    check_monotone,
+    opnorm,
+    uniqueness_certificate,
+)
+from ..diagnostics.study import DEFAULT_STEPS, StepStudy, sweep
+from ..operators import Dense
+from ..splitting import METHODS, method_from_name
+from .deq import MonDEQ
+from .layers import Flatten
+from .mondense import MonDense
 
 __all__ = [
+    "DEFAULT_EPS",
     "LayerCertificate",
     "certify_layer",
     "certify_classifier",
@@ -60,6 +73,14 @@ __all__ = [
     "robustness_radii",
     "mondeq_step_study",
 ]
+
+
+#: Default ℓ2 radii of ``opsplit check``'s certified accuracy, in pixel units of
+#: images in ``[0, 1]`` (before standardisation).  Chosen from the radii of the
+#: default ``opsplit train`` model on mnist-sample (median about 0.4, largest
+#: about 1): the certified accuracy falls across them instead of reading the
+#: plain accuracy or zero everywhere.
+DEFAULT_EPS = (0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -86,10 +107,13 @@ class LayerCertificate:
         exact margin.
     unique : bool
     uniqueness : str
-    fb_step_limit : float
-        Forward–backward's safe range :math:`\\alpha < 2m/L^2`.
-    pr_step : float
-        The step :math:`1/L` minimizing the Peaceman–Rachford bound.
+    step_limits : dict
+        For every registered method (:data:`opsplit.splitting.METHODS`), the
+        largest step for which its contraction bound holds
+        (forward–backward: :math:`2m/L^2`; ``inf``: every step).
+    best_steps : dict
+        For every registered method, the step minimizing its bound
+        (``None`` where it has none, e.g. forward–backward with ``m = 0``).
     """
 
     declared_m: float
@@ -101,8 +125,8 @@ class LayerCertificate:
     lipschitz_bound: float | None
     unique: bool
     uniqueness: str
-    fb_step_limit: float
-    pr_step: float
+    step_limits: dict
+    best_steps: dict
 
     def summary(self) -> str:
         """The certificate as printed by ``opsplit check``."""
@@ -118,15 +142,33 @@ class LayerCertificate:
             lines.append(f"Lipschitz bound ({what}): {self.lipschitz_bound:.6g}")
         lines += [
             f"uniqueness: {self.uniqueness}",
-            f"steps: forward-backward needs α < 2m/L² = {self.fb_step_limit:.4g}; "
-            f"Peaceman-Rachford converges for every α (bound best at 1/L = {self.pr_step:.4g})",
+            "steps with a contraction bound: "
+            + "; ".join(self._steps(name) for name in self.step_limits),
         ]
         return "\n".join(lines)
 
+    def _steps(self, name) -> str:
+        limit, best = self.step_limits[name], self.best_steps[name]
+        formula = METHODS[name].step_limit_formula
+        text = (f"{name}: every α" if math.isinf(limit)
+                else f"{name}: α < {formula or 'its limit'} = {limit:.4g}")
+        return text if best is None else f"{text} (bound best at α = {best:.4g})"
+
+
+def _step_theory(m: float, L: float):
+    """Every registered method's step limit and best step for constants ``m``, ``L``."""
+    limits, best = {}, {}
+    for name in METHODS:
+        method = method_from_name(name, step=1.0)
+        limits[name] = method.step_limit(m, L)
+        try:
+            best[name] = method.optimal_step(m, L)
+        except ValueError:  # no contraction bound (e.g. forward-backward with m = 0)
+            best[name] = None
+    return limits, best
+
 
 def _check_layer(layer, params):
-    from ..nn.mondense import MonDense
-
     if not isinstance(layer, MonDense):
         raise TypeError(f"layer must be a MonDense, got {type(layer).__name__}")
     layer.check_params(params)
@@ -149,14 +191,11 @@ def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
     Examples
     --------
     >>> from opsplit import nn
-    >>> from opsplit.diagnostics import certify_layer
     >>> layer = nn.MonDense(in_features=3, width=6, m=0.5)
-    >>> cert = certify_layer(layer, layer.init_params(seed=0))
+    >>> cert = nn.certify_layer(layer, layer.init_params(seed=0))
     >>> cert.margin >= 0.5 - 1e-12, cert.margin_check.passed, cert.unique
     (True, True, True)
     """
-    from .certificates import uniqueness_certificate
-
     _check_layer(layer, params)
     monotone = Dense(layer.monotone_matrix(params))
     check = check_monotone(monotone, strong=layer.m)
@@ -170,6 +209,7 @@ def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
     if m > 0:
         bound = float(u_norm) / m * (1.0 if head is None else float(head))
     unique, why = uniqueness_certificate(m, "exact margin of I - W")
+    limits, best = _step_theory(max(m, 0.0), float(lip))
     return LayerCertificate(
         declared_m=layer.m,
         margin=margin,
@@ -180,8 +220,8 @@ def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
         lipschitz_bound=bound,
         unique=bool(unique),
         uniqueness=why,
-        fb_step_limit=fb_step_limit(max(m, 0.0), float(lip)),
-        pr_step=optimal_step("pr", max(m, 0.0), float(lip)),
+        step_limits=limits,
+        best_steps=best,
     )
 
 
@@ -215,22 +255,57 @@ class RobustnessCertificate:
     lipschitz_bound: float
     error_bounds: np.ndarray
 
-    def summary(self, labels=None) -> str:
-        """Min / median / max radius, and the certified accuracy at a few radii
-        when ``labels`` are given."""
-        r = self.radii
+    def certified_accuracy(self, labels, eps, *, scale: float = 1.0) -> np.ndarray:
+        """Fraction of samples predicted right with a certified radius ``>= ε``.
+
+        Parameters
+        ----------
+        labels : array of int
+            True classes of the samples.
+        eps : float or sequence of float
+            Perturbation sizes :math:`\\varepsilon \\ge 0` (ℓ2), in units where one
+            model-input unit is ``scale``.
+        scale : float
+            The size of one model-input unit in the units of ``eps``: for
+            images standardised as ``(pixel - mean) / std`` with pixels in
+            ``[0, 1]``, ``scale=std`` measures ``eps`` in pixel units.
+
+        Returns
+        -------
+        numpy.ndarray
+            One fraction per ``eps``; ``eps = 0`` gives the plain accuracy.
+        """
+        labels = np.asarray(labels)
+        if labels.shape != self.predictions.shape:
+            raise ValueError(f"labels must have shape {self.predictions.shape}, "
+                             f"got {labels.shape}")
+        eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+        if not np.all(eps >= 0) or not np.all(np.isfinite(eps)):
+            raise ValueError(f"eps must be finite numbers >= 0, got {eps.tolist()}")
+        if not scale > 0 or not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite number > 0, got {scale}")
+        right = self.predictions == labels
+        radii = self.radii * scale
+        return np.array([np.mean(right & ((e == 0) | (radii >= e))) for e in eps])
+
+    def summary(self, labels=None, *, eps=DEFAULT_EPS, scale: float = 1.0,
+                unit: str = "input units") -> str:
+        """Min / median / max radius and, with ``labels``, the accuracy and the
+        certified accuracy at each ``eps`` (see :meth:`certified_accuracy`;
+        ``unit`` names the units of ``eps`` in the text)."""
+        r = self.radii * scale
         lines = [
-            f"certified l2 radii over {r.size} samples: min {r.min():.4g}, "
+            f"certified l2 radii over {r.size} samples ({unit}): min {r.min():.4g}, "
             f"median {np.median(r):.4g}, max {r.max():.4g} "
             f"(Lipschitz bound {self.lipschitz_bound:.4g})"
         ]
         if labels is not None:
-            labels = np.asarray(labels)
-            right = self.predictions == labels
-            eps = [q for q in np.quantile(r, [0.25, 0.5, 0.75]) if q > 0]
-            parts = [f"accuracy {right.mean():.1%}"]
-            parts += [f"certified at ε={e:.3g}: {(right & (r >= e)).mean():.1%}" for e in eps]
-            lines.append("; ".join(parts))
+            eps = tuple(float(e) for e in np.atleast_1d(eps))
+            fractions = self.certified_accuracy(labels, (0.0, *eps), scale=scale)
+            parts = [f"accuracy {fractions[0]:.1%}"]
+            parts += [f"ε={e:g}: {f:.1%}" for e, f in zip(eps, fractions[1:])]
+            lines.append(f"{parts[0]}; certified accuracy at l2 radius "
+                         + ", ".join(parts[1:]))
         return "\n".join(lines)
 
 
@@ -261,11 +336,10 @@ def robustness_radii(model, params, x, *, cert: LayerCertificate | None = None,
     --------
     >>> import numpy as np
     >>> from opsplit import nn
-    >>> from opsplit.diagnostics import robustness_radii
     >>> model = nn.Classifier.dense(in_features=4, width=6, num_classes=3)
     >>> params = model.init_params(seed=0, dtype="float64")
     >>> x = np.random.default_rng(0).standard_normal((5, 4))
-    >>> rc = robustness_radii(model, params, x)
+    >>> rc = nn.robustness_radii(model, params, x)
     >>> rc.radii.shape, bool(np.all(rc.radii >= 0))
     ((5,), True)
     """
@@ -275,8 +349,6 @@ def robustness_radii(model, params, x, *, cert: LayerCertificate | None = None,
         raise ValueError("cert must come from certify_classifier with a positive margin")
     if tol is None:
         tol = 100 * float(namespace(params.head.weight).finfo(params.head.weight.dtype).eps)
-    from ..nn.layers import Flatten
-
     flat, _ = Flatten().forward(x)
     deq = model.deq.with_options(tol=tol, maxiter=maxiter)
     z, state = deq.forward(params.deq, flat)
@@ -295,22 +367,33 @@ def robustness_radii(model, params, x, *, cert: LayerCertificate | None = None,
     return RobustnessCertificate(radii, pred, gap, cert.lipschitz_bound, np.array(err))
 
 
-def mondeq_step_study(model, params, x, *, methods=("FB", "PR", "DR"), steps=DEFAULT_STEPS,
+def mondeq_step_study(model, params, x, *, methods=("fb", "pr", "dr"), steps=DEFAULT_STEPS,
                       tol: float = 1e-4, maxiter: int = 500,
                       cert: LayerCertificate | None = None) -> StepStudy:
     r"""The paper's Figure 3: iterations of each method and step on a batch.
 
     Every solve goes through :meth:`opsplit.nn.MonDEQ.forward` with the
-    method replaced, exactly as in training.
+    method replaced, exactly as in training.  The model's own method keeps
+    its other hyperparameters (e.g. a Douglas–Rachford relaxation); the other
+    methods are built from their registered names with default
+    hyperparameters.
 
     Parameters
     ----------
     model : opsplit.nn.Classifier or opsplit.nn.MonDEQ
+        The model whose equilibrium is solved.
     params : ClassifierParams or DenseParams
+        Its parameters.
     x : array
         A batch of inputs.
-    methods, steps, tol, maxiter
-        As in :func:`~opsplit.diagnostics.study.step_study`.
+    methods : sequence of str
+        Registered method names (:data:`opsplit.splitting.METHODS`).
+    steps : sequence of float
+        Step sizes.
+    tol : float
+        Relative residual to reach.
+    maxiter : int
+        Iterations after which a run counts as failed.
     cert : LayerCertificate, optional
         Gives ``m`` and ``L`` for the bounds (computed when absent).
 
@@ -318,16 +401,18 @@ def mondeq_step_study(model, params, x, *, methods=("FB", "PR", "DR"), steps=DEF
     -------
     StepStudy
     """
-    from ..nn.deq import MonDEQ
-    from ..nn.layers import Flatten
-
     deq, deq_params = (model, params) if isinstance(model, MonDEQ) else (model.deq, params.deq)
     if cert is None:
         cert = certify_layer(deq.layer, deq_params)
     flat, _ = Flatten().forward(x)
+    own = deq.method
+
+    def method(label, step):
+        built = method_from_name(label, step=step)
+        return dataclasses.replace(own, step=step) if type(built) is type(own) else built
 
     def run(label, step):
-        solver = deq.with_options(method=METHODS[label](step=step), tol=tol, maxiter=maxiter,
+        solver = deq.with_options(method=method(label, step), tol=tol, maxiter=maxiter,
                                   check_every=1)
         return solver.forward(deq_params, flat)[1].result
 
