@@ -151,7 +151,7 @@ def measure(args, xp, sync, like):
     C_T = xp.asarray(prepared.forward.cayley.matvec(xp.eye(args.width, dtype=z.dtype)))
     C = xp.matrix_transpose(C_T)
     shift = 0.5 * u
-    gain = xp.where(z > 0, 1.0, -1.0)  # the backward reflection: elementwise affine
+    gain = 2.0 * xp.astype(z > 0, z.dtype) - 1.0  # the backward reflection: elementwise affine
 
     def floor_forward():
         v = u

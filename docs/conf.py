@@ -6,6 +6,7 @@ it needs nothing beyond the ``dev`` extra (no theme or extension downloads).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -58,3 +59,75 @@ html_theme_options = {
     "fixed_sidebar": True,
 }
 html_static_path: list[str] = []
+
+
+def _generic_signature_only(app, domain, objtype, contentnode):
+    """Print a ``functools.singledispatch`` function's signature once.
+
+    Autodoc appends one signature per registered implementation (the
+    structure rules of ``shifted_inverse``, ``exact_range``, ...), even after
+    an explicit ``.. autofunction:: name(args)``; the rules are not API, so
+    only the generic signature is kept.  The extra signatures carry no
+    target, so no reference is lost.
+    """
+    if domain != "py" or objtype != "function":
+        return
+    from sphinx import addnodes
+
+    desc = contentnode.parent
+    signatures = [n for n in desc.children if isinstance(n, addnodes.desc_signature)]
+    if len(signatures) < 2:
+        return
+    first = signatures[0]
+    obj = _lookup(f"{first.get('module', '')}.{first.get('fullname', '')}")
+    if hasattr(obj, "registry") and hasattr(obj, "dispatch"):
+        for extra in signatures[1:]:
+            desc.remove(extra)
+
+
+def _lookup(name):
+    """The object a dotted name refers to (importing its module), or None."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for part in parts[i:]:
+                obj = getattr(obj, part)
+        except AttributeError:
+            return None
+        return getattr(obj, "__func__", obj)  # classmethods: the function
+    return None
+
+
+def _resolve_public_name(app, env, node, contnode):
+    """Resolve a reference by a public alias to where the object is documented.
+
+    Every object is documented once, under the module that defines it
+    (``opsplit.operators.basic.Dense``) or the package that lists it
+    (``opsplit.splitting.SplittingMethod``); docstrings and pages refer to it
+    by the name users import (``opsplit.Dense``, ``opsplit.nn.MonDEQ``,
+    ``opsplit.SplittingMethod.step_limit``).  The documented name whose
+    object *is* the referenced one is used.
+    """
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("opsplit."):
+        return None
+    obj = _lookup(target)
+    if obj is None:
+        return None
+    domain = env.get_domain("py")
+    last = target.rsplit(".", 1)[-1]
+    for name in domain.objects:
+        if name != target and name.rsplit(".", 1)[-1] == last and _lookup(name) is obj:
+            return domain.resolve_xref(
+                env, node["refdoc"], app.builder, node["reftype"], name, node, contnode
+            )
+    return None
+
+
+def setup(app):
+    app.connect("object-description-transform", _generic_signature_only)
+    app.connect("missing-reference", _resolve_public_name)

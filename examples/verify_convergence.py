@@ -150,16 +150,22 @@ def part2_certificates(rng):
 def part3_rates(prob, m, L, runs, out: Path):
     print("\n3. Rates")
     x0 = np.zeros((8, 40))
-    comparisons = []
-    for label, (meth, _) in runs.items():
-        res = ops.solve(prob, meth, x0, tol=1e-12, maxiter=20000)
-        comparisons.append(dg.compare_rate(res, meth, m, L, label=label))
-    # The same runs with an overstated margin: the measured rates contradict it.
+    # Long runs (to 1e-12, not part 2's 1e-5) so that the fit sees a long tail.
+    long_runs = {
+        label: (meth, ops.solve(prob, meth, x0, tol=1e-12, maxiter=20000))
+        for label, (meth, _) in runs.items()
+    }
+    comparisons = [
+        dg.compare_rate(res, meth, m, L, label=k) for k, (meth, res) in long_runs.items()
+    ]
+    # The same runs judged against a margin overstated ten times: the measured
+    # rates are slower than that margin's worst case, which contradicts it.
     wrong = [
-        dg.compare_rate(runs[k][1], runs[k][0], min(L, 10 * m), L, label=f"{k}, m×10") for k in runs
+        dg.compare_rate(res, meth, min(L, 10 * m), L, label=f"{k}, m×10")
+        for k, (meth, res) in long_runs.items()
     ]
     print("  " + dg.rate_table(comparisons + wrong).replace("\n", "\n  "))
-    expect(all(c.consistent for c in comparisons), "measured rates never beat the bounds")
+    expect(all(c.consistent for c in comparisons), "every measured rate is at most its bound")
     expect(not all(c.consistent for c in wrong), "an overstated margin is flagged")
 
     # Forward-backward far above its safe range 2m/L²: shown failing, not hidden.

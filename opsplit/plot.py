@@ -143,11 +143,11 @@ def step_sweep(study, *, ax=None, title=None, figsize=(6.0, 4.0)):
     study : StepStudy
         From :func:`opsplit.diagnostics.study.step_study`.
     ax : matplotlib.axes.Axes, optional
-        As in :func:`residuals`.
+        Draw into this axes instead of a new figure.
     title : str, optional
-        As in :func:`residuals`.
+        Title of the axes.
     figsize : tuple
-        As in :func:`residuals`.
+        Size of a new figure, in inches (ignored with ``ax``).
 
     Returns
     -------
@@ -199,11 +199,11 @@ def rates(comparisons, *, ax=None, title=None, figsize=(5.0, 4.5)):
     comparisons : sequence of RateComparison
         At least one.
     ax : matplotlib.axes.Axes, optional
-        As in :func:`residuals`.
+        Draw into this axes instead of a new figure.
     title : str, optional
-        As in :func:`residuals`.
+        Title of the axes.
     figsize : tuple
-        As in :func:`residuals`.
+        Size of a new figure, in inches (ignored with ``ax``).
 
     Returns
     -------

@@ -123,18 +123,32 @@ def test_read_idx_rejects_broken_gzip(tmp_path):
         data_mod.read_idx(tmp_path / "bad.gz")
 
 
+def _sha256_sums(directory: Path) -> dict:
+    return {n: ("sha256", hashlib.sha256((directory / n).read_bytes()).hexdigest())
+            for n in data_mod.MNIST_CHECKSUMS}
+
+
 def test_mnist_from_directory(tmp_path):
     arrays = _write_fake_mnist(tmp_path)
-    ds = data_mod.load_mnist_idx(tmp_path, verify=False)
+    ds = data_mod.load_mnist_idx(tmp_path, checksums=_sha256_sums(tmp_path))
     assert ds.x_train.shape == (6, 1, 28, 28) and ds.x_test.shape == (4, 1, 28, 28)
-    np.testing.assert_allclose(
-        (ds.x_train[:, 0].astype(np.float64) * 0.3081 + 0.1307) * 255,
-        arrays["train-images-idx3-ubyte.gz"], atol=1e-3,
-    )
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    # the documented standardisation, computed independently in float64 then rounded once
+    ref = ((arrays["train-images-idx3-ubyte.gz"] / 255.0 - 0.1307) / 0.3081).astype(np.float32)
+    assert np.array_equal(ds.x_train[:, 0], ref)
     assert np.array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte.gz"])
-    # with checksums on, these are not the standard files
-    with pytest.raises(ValueError, match="SHA-256 checksum does not match"):
+    # with the standard checksums, these are not the official files
+    with pytest.raises(ValueError, match="SHA256 checksum [0-9a-f]{64} does not match the "
+                                         "official mnist file .*--download"):
         load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_mnist_rejects_images_that_are_not_bytes(tmp_path):
+    _write_fake_mnist(tmp_path)
+    with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write(_idx_bytes(np.zeros((4, 28, 28), np.int32)))
+    with pytest.raises(ValueError, match="test images int32 .* do not form a uint8"):
+        data_mod.load_mnist_idx(tmp_path, checksums=_sha256_sums(tmp_path))
 
 
 def test_mnist_missing_files_say_where_to_put_them(tmp_path):
@@ -147,18 +161,21 @@ def test_mnist_download_verifies_checksums(tmp_path, monkeypatch):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     _write_fake_mnist(mirror)
-    fake = {}
-    for name in data_mod.MNIST_FILES:
-        content = (mirror / name).read_bytes()
-        fake[name] = (hashlib.sha256(content).hexdigest(), len(content))
-    monkeypatch.setattr(data_mod, "MNIST_FILES", fake)
+    sums = _sha256_sums(mirror)
     mirrors = (mirror.as_uri() + "/",)
     target = tmp_path / "cache"
-    ds = data_mod.load_mnist_idx(target, download=True, mirrors=mirrors)
-    assert ds.x_train.shape[0] == 6 and sorted(p.name for p in target.iterdir()) == sorted(fake)
+    ds = data_mod.load_mnist_idx(target, download=True, mirrors=mirrors, checksums=sums)
+    assert ds.x_train.shape[0] == 6 and sorted(p.name for p in target.iterdir()) == sorted(sums)
     # a mirror serving a file with the wrong checksum is refused, nothing is kept
-    bad = {name: ("0" * 64, size) for name, (_, size) in fake.items()}
-    monkeypatch.setattr(data_mod, "MNIST_FILES", bad)
+    bad = {name: ("sha256", "0" * 64) for name in sums}
     with pytest.raises(FileNotFoundError, match="checksum mismatch"):
-        data_mod.load_mnist_idx(tmp_path / "cache2", download=True, mirrors=mirrors)
+        data_mod.load_mnist_idx(tmp_path / "cache2", download=True, mirrors=mirrors,
+                                checksums=bad)
     assert not any((tmp_path / "cache2").iterdir())
+    # load_dataset's default: the module's mirrors and checksums, into the cache folder
+    monkeypatch.setattr(data_mod, "MNIST_MIRRORS", mirrors)
+    monkeypatch.setattr(data_mod, "MNIST_CHECKSUMS", sums)
+    monkeypatch.delenv("OPSPLIT_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert load_dataset("mnist", download=True).x_test.shape == (4, 1, 28, 28)
+    assert (tmp_path / "xdg/opsplit/mnist/t10k-labels-idx1-ubyte.gz").is_file()

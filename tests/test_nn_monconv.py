@@ -69,6 +69,17 @@ def test_monotone_operator_matches_direct_correlation(backend):
     )
 
 
+def test_non_square_image_and_larger_kernel_match_reference():
+    layer = nn.MonConv(in_channels=2, channels=2, image_shape=(3, 6), kernel_size=5, m=0.4)
+    p = layer.init_params(seed=1)
+    ref = reference_monotone(p, 0.4, layer.state_shape)
+    np.testing.assert_allclose(layer.monotone_matrix(p), ref, atol=1e-12)
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 6))
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    expected = correlate(p.U, padded) + p.b[:, None, None]
+    np.testing.assert_allclose(layer.injection(p, x), expected, atol=1e-12)
+
+
 def test_reference_detects_a_wrong_operator():
     # the reference is sharp: a sign error in the skew part or a transposed kernel shows up
     layer, p, _ = make_case()

@@ -113,6 +113,22 @@ def test_monotone_operator_matches_direct_reference(backend):
     np.testing.assert_allclose(flat(op.rmatvec(v)), vf @ ref, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "channels, image, kernel_size",
+    [((2,), (4, 6), 3), ((2, 3), (4, 8), 3), ((1, 2, 2), (8, 4), 3), ((2, 2), (8, 8), 5)],
+)
+def test_other_shapes_and_depths_match_reference(channels, image, kernel_size):
+    layer = nn.MonMultiConv(
+        in_channels=1, channels=channels, image_shape=image, kernel_size=kernel_size, m=0.5
+    )
+    p = layer.init_params(seed=2)
+    ref = reference_monotone(layer, p)
+    np.testing.assert_allclose(layer.monotone_matrix(p), ref, atol=1e-12)
+    inv = ops.operators.precompute(layer.monotone(p), 0.9).inverse.to_dense()
+    eye = np.eye(ref.shape[0])
+    np.testing.assert_allclose(inv @ (eye + 0.9 * ref), eye, atol=1e-12)
+
+
 def test_reference_detects_a_misplaced_subsampling():
     # placing S's output bottom-right instead of top-left, or a wrong inter-tier sign
     layer, p, _ = make_case()

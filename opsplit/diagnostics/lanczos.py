@@ -54,9 +54,15 @@ def lanczos(apply, shape, like, *, maxiter=300, tol=1e-10, seed=0, which="both")
         Trailing shape of a vector (a tuple of block shapes for tuples).
     like : array
         Gives the array library, dtype and device.
-    maxiter, tol, seed, which
-        Step limit, relative residual target, start-vector seed, and which
-        end(s) of the spectrum must converge: ``"min"``, ``"max"``, ``"both"``.
+    maxiter : int
+        Largest number of Lanczos steps (capped by the dimension).
+    tol : float
+        Relative target: stop once the wanted Ritz pairs' residual bounds are
+        at most ``tol`` times the largest Ritz magnitude.
+    seed : int
+        Seed of the NumPy generator that draws the random start vector.
+    which : {"min", "max", "both"}
+        The end(s) of the spectrum whose residual bound must reach ``tol``.
 
     Returns
     -------

@@ -70,8 +70,15 @@ def symmetric_range(
         ``"auto"``: a structural exact rule, else the dense matrix when
         ``L`` has at most ``dense_limit`` unknowns, else Lanczos.
         ``"exact"`` raises ``ValueError`` when no exact rule applies.
-    dense_limit, tol, maxiter, seed
-        See :func:`lanczos`.
+    dense_limit : int
+        Largest number of unknowns for which ``"auto"`` forms the dense
+        matrix.
+    tol : float
+        Relative residual target of Lanczos (see :func:`lanczos`).
+    maxiter : int
+        Largest number of Lanczos steps.
+    seed : int
+        Seed of Lanczos's random start vector.
 
     Returns
     -------
@@ -147,10 +154,23 @@ def opnorm(L, like=None, *, method="auto", dense_limit=2048, tol=1e-10, maxiter=
     Parameters
     ----------
     L : LinearOperator
+        The operator, square or not.
     like : array, optional
         Gives library, dtype and device when ``L`` holds no array.
-    method, dense_limit, tol, maxiter, seed
-        As in :func:`symmetric_range`.
+    method : {"auto", "exact", "dense", "lanczos"}
+        ``"auto"``: a structural exact rule, else the dense matrix's largest
+        singular value when ``L`` has at most ``dense_limit`` unknowns, else
+        Lanczos on :math:`L^{H} L`.  ``"exact"`` raises ``ValueError`` when no
+        exact rule applies.
+    dense_limit : int
+        Largest number of unknowns for which ``"auto"`` forms the dense
+        matrix.
+    tol : float
+        Relative residual target of Lanczos (see :func:`lanczos`).
+    maxiter : int
+        Largest number of Lanczos steps.
+    seed : int
+        Seed of Lanczos's random start vector.
 
     Returns
     -------

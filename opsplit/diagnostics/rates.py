@@ -352,9 +352,11 @@ def compare_rate(result, method, m: float, L: float, *, tail=0.5, slack=0.01, fl
     L : float
         Its Lipschitz constant.
     tail : float
-        Passed to :func:`fit_rate`.
+        Fraction of the run over which :func:`fit_rate` fits the rate, in
+        ``(0, 1]``.
     floor : float
-        Passed to :func:`fit_rate`.
+        Residuals at or below it (e.g. a rounding floor) end the fitted
+        range, as in :func:`fit_rate`.
     slack : float
         Allowed excess of the measured rate over the bound (fits of short
         histories are noisy).

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._channels import channel_stats, check_image_dtype, standardise_channels
+from ._channels import check_image_dtype, standardise_split
 from ._fetch import require_file
 
 __all__ = ["load_cifar10", "read_cifar_batch", "CIFAR10_ARCHIVE", "CIFAR10_CHECKSUMS",
@@ -115,10 +115,9 @@ def load_cifar10(directory=None, *, download: bool = False, mirrors=None,
     Dataset
         Named ``"cifar10"``, 10 classes, per-channel ``mean`` and ``std`` tuples.
     """
-    from .data import Dataset, default_cache_dir
+    from .data import Dataset
 
     dtype = check_image_dtype(dtype)
-    directory = default_cache_dir("cifar10") if directory is None else Path(directory)
     mirrors = CIFAR10_MIRRORS if mirrors is None else mirrors
     checksums = CIFAR10_CHECKSUMS if checksums is None else checksums
     path = require_file(directory, CIFAR10_ARCHIVE, dataset="cifar10",
@@ -130,11 +129,6 @@ def load_cifar10(directory=None, *, download: bool = False, mirrors=None,
             x_test, y_test = _read_split(archive, path, _TEST)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ValueError(f"{path}: cannot read the archive ({exc})") from exc
-    mean, std = channel_stats(x_train)
-    return Dataset(
-        "cifar10",
-        standardise_channels(x_train, mean, std, dtype), y_train,
-        standardise_channels(x_test, mean, std, dtype), y_test,
-        10, mean, std,
-    )
+    x_train, x_test, mean, std = standardise_split(x_train, x_test, dtype)
+    return Dataset("cifar10", x_train, y_train, x_test, y_test, 10, mean, std)
 

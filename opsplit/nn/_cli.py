@@ -54,10 +54,11 @@ def add_data_arguments(group) -> None:
     """``--data-dir`` and ``--download`` (for the data sets that are not shipped
     with a package)."""
     group.add_argument("--data-dir", type=Path, default=None,
-                       help="directory of the data set's downloaded files (default: its folder "
-                            "under ~/.cache/opsplit)")
+                       help="directory of the mnist, cifar10 or svhn files (default: "
+                            "$OPSPLIT_DATA, else ~/.cache/opsplit/<data set>)")
     group.add_argument("--download", action="store_true",
-                       help="download missing data files into --data-dir (checksums verified)")
+                       help="download the missing mnist, cifar10 or svhn files into --data-dir "
+                            "(checksums verified)")
 
 
 def add_threads_argument(group) -> None:

@@ -1,7 +1,7 @@
 """Checksummed data files: find one in a directory, or download it when asked.
 
-Shared by the CIFAR-10 and SVHN loaders.  A file is identified by its name
-and a ``(algorithm, hex digest)`` pair; a download is written under a
+Shared by the MNIST, CIFAR-10 and SVHN loaders.  A file is identified by its
+name and a ``(algorithm, hex digest)`` pair; a download is written under a
 temporary name and renamed only once its digest matches, so a failed or
 tampered download never takes the file's name.
 """
@@ -9,14 +9,27 @@ tampered download never takes the file's name.
 from __future__ import annotations
 
 import hashlib
+import os
 import urllib.request
 from pathlib import Path
 
 from .._io import atomic_write
 
-__all__ = ["file_digest", "require_file"]
+__all__ = ["default_cache_dir", "file_digest", "require_file"]
 
 _BLOCK = 1 << 20
+
+
+def default_cache_dir(name: str) -> Path:
+    """``$OPSPLIT_DATA`` or ``$XDG_CACHE_HOME/opsplit/<name>`` (``~/.cache/opsplit/<name>``).
+
+    ``$OPSPLIT_DATA`` names one directory for every data set (their file
+    names differ).
+    """
+    if os.environ.get("OPSPLIT_DATA"):
+        return Path(os.environ["OPSPLIT_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "opsplit" / name
 
 
 def _hasher(algorithm: str):
@@ -59,12 +72,13 @@ def require_file(directory, name: str, *, dataset: str, checksum: tuple[str, str
 
     Parameters
     ----------
-    directory : path
-        Where the file is (or is to be downloaded to).
+    directory : path or None
+        Where the file is (or is to be downloaded to); ``None`` for
+        :func:`default_cache_dir` of ``dataset``.
     name : str
         The file name, as published.
     dataset : str
-        The data set's name, for the messages.
+        The data set's name, for the messages and the default directory.
     checksum : tuple of str
         ``(algorithm, hex digest)`` the file must have.
     download : bool
@@ -83,6 +97,8 @@ def require_file(directory, name: str, *, dataset: str, checksum: tuple[str, str
     if isinstance(mirrors, (str, bytes)) or not mirrors:
         raise TypeError(f"mirrors must be a non-empty sequence of URL prefixes, got {mirrors!r}")
     algorithm, digest = checksum
+    if directory is None:
+        directory = default_cache_dir(dataset)
     path = Path(directory) / name
     if not path.is_file():
         if not download:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._channels import channel_stats, check_image_dtype, standardise_channels
+from ._channels import check_image_dtype, standardise_split
 from ._fetch import require_file
 
 __all__ = ["load_svhn", "read_svhn_mat", "SVHN_CHECKSUMS", "SVHN_MIRRORS"]
@@ -98,10 +98,9 @@ def load_svhn(directory=None, *, download: bool = False, mirrors=None,
     Dataset
         Named ``"svhn"``, 10 classes, per-channel ``mean`` and ``std`` tuples.
     """
-    from .data import Dataset, default_cache_dir
+    from .data import Dataset
 
     dtype = check_image_dtype(dtype)
-    directory = default_cache_dir("svhn") if directory is None else Path(directory)
     mirrors = SVHN_MIRRORS if mirrors is None else mirrors
     checksums = SVHN_CHECKSUMS if checksums is None else checksums
     splits = {}
@@ -111,10 +110,5 @@ def load_svhn(directory=None, *, download: bool = False, mirrors=None,
                             download=download, mirrors=mirrors)
         splits[split] = read_svhn_mat(path)
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
-    mean, std = channel_stats(x_train)
-    return Dataset(
-        "svhn",
-        standardise_channels(x_train, mean, std, dtype), y_train,
-        standardise_channels(x_test, mean, std, dtype), y_test,
-        10, mean, std,
-    )
+    x_train, x_test, mean, std = standardise_split(x_train, x_test, dtype)
+    return Dataset("svhn", x_train, y_train, x_test, y_test, 10, mean, std)

@@ -325,8 +325,11 @@ def robustness_radii(model, params, x, *, cert: LayerCertificate | None = None,
         A batch of inputs, in the parameters' library, dtype and device.
     cert : LayerCertificate, optional
         From :func:`certify_classifier` (computed when absent).
-    tol, maxiter : float, int
-        Equilibrium solve settings.
+    tol : float, optional
+        Residual tolerance of the equilibrium solve (default ``100·eps`` of
+        the dtype); its a-posteriori error bound is subtracted from the gaps.
+    maxiter : int
+        Iteration limit of the equilibrium solve.
 
     Returns
     -------

@@ -47,16 +47,27 @@ class FieldCheck(NamedTuple):
     Attributes
     ----------
     name : str
+        The checked parameter field, or ``"x"`` for the input.
     rel_error : float
         Largest central-difference relative error over the directions.
-    finite_differences, analytic : numpy.ndarray
-        The directional derivatives, one per direction.
-    taylor_eps, taylor_remainders : numpy.ndarray
-        The Taylor test's ``ε`` and remainders ``R(ε)``.
+    finite_differences : numpy.ndarray
+        The central-difference directional derivatives ``fd``, one per
+        random direction.
+    analytic : numpy.ndarray
+        The hand-derived directional derivatives ``⟨∇ℓ, d⟩``, one per random
+        direction (same order as ``finite_differences``).
+    taylor_eps : numpy.ndarray
+        The Taylor test's steps ``ε``, halving from the ``taylor_eps``
+        argument of :func:`gradcheck`.
+    taylor_remainders : numpy.ndarray
+        The remainders ``R(ε)`` along the first direction, one per entry of
+        ``taylor_eps``.
     taylor_slope : float
         Log–log slope of ``R`` over the smallest ``ε`` above noise; ``nan``
         when the remainder is at noise level (linear to noise).
     taylor_passed : bool
+        Whether the Taylor test passed: a log–log slope of at least 1.8 above
+        the noise, or a remainder at noise level (see :func:`taylor_verdict`).
     passed : bool
         ``rel_error <= rtol`` and ``taylor_passed``.
     """
@@ -181,13 +192,18 @@ def gradcheck(
         Random unit directions per field for the central differences.
     eps : float
         Central-difference step.
-    taylor_eps, n_taylor : float, int
-        The Taylor test uses ``ε = taylor_eps·2⁻ᵏ``, ``k = 0 … n_taylor-1``.
+    taylor_eps : float
+        Largest step of the Taylor test, whose steps are
+        ``ε = taylor_eps·2⁻ᵏ``, ``k = 0 … n_taylor-1``.
+    n_taylor : int
+        Number of Taylor-test steps (at least 2, to measure a slope).
     rtol : float
         Largest accepted relative error.
-    tol, maxiter : float, int
-        Solver tolerances for the forward and backward solves (≤ 1e-12 to
+    tol : float
+        Residual tolerance of the forward and backward solves (≤ 1e-12 to
         make differences meaningful).
+    maxiter : int
+        Iteration limit of the forward and backward solves.
     noise : float, optional
         Absolute noise level of ``ℓ`` for the Taylor test; by default
         ``100·(tol + 1e-14)·Σ|c ⊙ z*|``.

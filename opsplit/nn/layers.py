@@ -29,7 +29,7 @@ __all__ = [
 def to_backend(host, dtype: str, like=None):
     """Floating host data (parameters) in ``like``'s library and device (NumPy
     when ``like`` is ``None``) with dtype name ``dtype`` (``"float32"``,
-    ``"float64"``): :func:`opsplit._backend.from_host` restricted to the
+    ``"float64"``): ``opsplit._backend.from_host`` restricted to the
     parameter dtypes."""
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
@@ -56,8 +56,10 @@ class Linear:
 
     Parameters
     ----------
-    in_features, out_features : int
-        Input and output sizes.
+    in_features : int
+        Size of the last axis of the input ``x`` (at least 1).
+    out_features : int
+        Size of the last axis of the output ``y`` (at least 1).
 
     Examples
     --------

@@ -313,21 +313,17 @@ class MonConv(MonotoneLayer):
         gram = xp.matmul(fourier.conj_t(SA), SA)
         return self.m * eye + params.g * gram - params.h * (SB - fourier.conj_t(SB))
 
-    def monotone_operator(self, params) -> fourier.SpectralConv:
-        """:math:`I - W` as a linear operator on ``(C, H + 2, W + 2)``."""
-        return fourier.SpectralConv(self.monotone_symbol(params), self.grid)
-
     def monotone(self, params) -> fourier.SpectralConv:
         r""":math:`I - W` as a linear operator on ``(C, H + 2, W + 2)`` (checks
         ``params``); its shifted inverses are one batched ``C × C`` complex
         inverse per frequency."""
         self.check_params(params)
-        return self.monotone_operator(params)
+        return fourier.SpectralConv(self.monotone_symbol(params), self.grid)
 
     def monotone_matrix(self, params):
         """The dense matrix of :math:`I - W` (row-major over ``(C, H + 2, W + 2)``);
         for tests on tiny images."""
-        return self.monotone_operator(params).to_dense()
+        return self.monotone(params).to_dense()
 
     def weight(self, params):
         """The dense weight matrix ``W`` (tiny images only)."""
@@ -338,7 +334,7 @@ class MonConv(MonotoneLayer):
     def lipschitz(self, params) -> float:
         r""":math:`\|I - W\|_2`, exactly: the largest singular value over the
         frequencies (host)."""
-        return self.monotone_operator(params).norm()
+        return self.monotone(params).norm()
 
     # -- forward pieces -----------------------------------------------------------
     def injection(self, params, x):

@@ -146,6 +146,11 @@ def _crop_end(x):
     return x[..., :-1, :-1]
 
 
+def _conv_norm(kernel, grid) -> float:
+    """``‖K⋆‖₂`` of a circular correlation on ``grid`` (host)."""
+    return fourier.SpectralConv(fourier.kernel_symbol(kernel, grid), grid).norm()
+
+
 class InterTier(LinearOperator):
     r"""The block :math:`\text{coef}\cdot A^\top P S` from tier ``i`` to tier ``i + 1``.
 
@@ -445,6 +450,17 @@ class MonMultiConv(MonotoneLayer):
             rows.append(row)
         return BlockLowerTriangular(rows)
 
+    def monotone_matrix(self, params):
+        """The dense matrix of :math:`I - W`, tiers concatenated in order (each
+        row-major over ``(c_i, n_i, n_i)``); for tests on tiny images."""
+        return self.monotone(params).to_dense()
+
+    def weight(self, params):
+        """The dense weight matrix ``W`` (tiny images only)."""
+        M = self.monotone_matrix(params)
+        xp = namespace(M)
+        return xp.eye(M.shape[0], dtype=M.dtype, device=device(M)) - M
+
     def lipschitz(self, params) -> float:
         r"""An upper bound on :math:`\|I - W\|_2`: the largest diagonal-block norm
         (exact, per frequency) plus the largest inter-tier bound
@@ -454,13 +470,10 @@ class MonMultiConv(MonotoneLayer):
         units = self._units(params)
         off = 0.0
         for i in range(self.depth - 1):
-            a = fourier.SpectralConv(
-                fourier.kernel_symbol(units.A[i + 1], self.grids[i + 1]), self.grids[i + 1]
-            )
-            n_sym = to_numpy(fourier.kernel_symbol(units.N[i], self.grids[i])).astype(np.complex128)
-            n_norm = float(np.linalg.norm(n_sym, ord=2, axis=(-2, -1)).max())
+            a_norm = _conv_norm(units.A[i + 1], self.grids[i + 1])
+            n_norm = _conv_norm(units.N[i], self.grids[i])
             coef = float(to_numpy(self._coupling(params, i)))
-            off = max(off, coef * a.norm() * n_norm)
+            off = max(off, coef * a_norm * n_norm)
         return diag + off
 
     # -- forward pieces -----------------------------------------------------------

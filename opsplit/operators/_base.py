@@ -79,7 +79,8 @@ class LinearOperator(ABC):
 
     @property
     def T(self) -> LinearOperator:
-        """The transpose; equal to :attr:`H` for the real operators here."""
+        """The transpose; equal to :attr:`~opsplit.operators.LinearOperator.H`
+        for the real operators here."""
         return self.H
 
     def __call__(self, x):

@@ -168,8 +168,8 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         ``precompute(op, step)`` (or ``precompute(L, step).H`` for ``op = L.H``),
         shared for example between a forward and an adjoint problem.  The
         steps then use it and only its step size: asking for another step
-        raises ``ValueError``.  Without it every call to :meth:`resolvent`,
-        :meth:`reflected_resolvent` or :meth:`forward_step` computes what it needs.
+        raises ``ValueError``.  Without it every call to ``resolvent``,
+        ``reflected_resolvent`` or ``forward_step`` computes what it needs.
     lipschitz : float, optional
         A known bound on ``‖L‖``.
     strong_monotonicity : float, optional

@@ -131,7 +131,7 @@ class SplittingMethod(ABC):
 
     def check_capabilities(self, problem) -> None:
         """Raise ``TypeError`` when ``problem.A`` or ``problem.B`` lacks a
-        capability in :attr:`requires`."""
+        capability in ``requires``."""
         for role, op, capability in zip("AB", problem.operators, self.requires):
             if not isinstance(op, capability):
                 raise TypeError(

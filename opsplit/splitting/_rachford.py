@@ -155,7 +155,7 @@ def rachford_error_factor(
 class RachfordSplitting(SplittingMethod):
     """Theory shared by Peaceman–Rachford (``relaxation`` 2) and Douglas–Rachford.
 
-    Both take the resolvents of ``A`` and ``B`` (:attr:`requires`), return
+    Both take the resolvents of ``A`` and ``B`` (``requires``), return
     :math:`x = J_{\\alpha B}(u)` and converge for every step.
     """
 
