@@ -278,6 +278,58 @@ def test_border_masked_prox(activation):
     assert t[1].shape == (2, 3, 4, 4) and np.all(t[1][..., 0, :] == 0)
 
 
+def test_border_masked_on_every_backend(backend):
+    """The ring is written into a fresh array (slice assignment): the same values
+    on every backend, and the input is left alone."""
+    sigma = nn.BorderMasked("relu")
+    v = np.random.default_rng(3).standard_normal((2, 3, 5, 6))
+    vb = backend.asarray(v)
+    for fn in (sigma.prox, sigma.reflect, sigma.derivative):
+        expected = fn(v)
+        np.testing.assert_array_equal(to_numpy(fn(vb)), expected)
+    np.testing.assert_array_equal(to_numpy(vb), v)
+    ring = np.ones((5, 6), bool)
+    ring[1:-1, 1:-1] = False
+    np.testing.assert_array_equal(sigma.reflect(v)[..., ring], -v[..., ring])
+    np.testing.assert_array_equal(sigma.reflect(v)[..., ~ring], np.abs(v)[..., ~ring])
+
+
+# -- memory ------------------------------------------------------------------------------
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_no_batch_by_frequency_by_channel_squared_array():
+    """A whole forward + backward pass never holds one complex array of
+    ``batch × F × C × C`` (what per-sample, per-frequency matrices would form):
+    its peak stays below that size, which the measurement does see when such an
+    array is formed."""
+    batch, c = 64, 48
+    layer = nn.MonConv(in_channels=1, channels=c, image_shape=(6, 6), kernel_size=3)
+    p = layer.init_params(seed=0)
+    x = np.random.default_rng(0).standard_normal((batch, 1, 6, 6))
+    deq = nn.MonDEQ(layer, method=ops.PeacemanRachford(step=1.0), tol=1e-3)
+    symbol = layer.monotone(p).symbol
+    size = batch * symbol.shape[0] * c * c * 16  # complex128
+
+    def one_batch():
+        z, state = deq.forward(p, x)
+        deq.backward(p, state, np.ones_like(z))
+
+    one_batch()  # warm caches (FFT plans) outside the measurement
+    assert _peak_bytes(one_batch) < size
+    spec = np.ones((symbol.shape[0], c, batch), complex)  # the broken way: batch × F × C × C
+    assert _peak_bytes(lambda: np.einsum("foc,fcb->bfoc", symbol, spec)) >= size
+
+
 # -- bad input -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, match",

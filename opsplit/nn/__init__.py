@@ -35,6 +35,7 @@ _EXPORTS = {
     # model pieces, optimisation, data, training
     "Linear": "layers",
     "Flatten": "layers",
+    "AvgPool2d": "layers",
     "softmax_cross_entropy": "layers",
     "SGD": "optim",
     "Adam": "optim",

@@ -16,13 +16,12 @@ half spectrum (``rfft2``), applied as
 
     y = \operatorname{irfft2}\big(S[f]\;\operatorname{rfft2}(x)[:, f]\big),
 
-one batched matrix product over the frequencies ``f`` (laid out
-``(F, C, batch)`` so that it is a single batched GEMM; nothing of size
-``batch × F × C × C`` is formed).
-
-The FFT is dispatched on the array's library: :mod:`scipy.fft` for NumPy
-arrays (about 5× faster than :mod:`numpy.fft` on ``(128, 54, 30, 30)``,
-measured), the namespace's own ``fft`` otherwise (CuPy, array-API strict).
+one batched matrix product over the frequencies ``f``: the kernel
+:func:`opsplit.operators.conv.apply_symbol`, shared with
+:class:`~opsplit.Conv2dFFT` (the spectrum laid out ``(F, C, batch)`` so that
+the product is a single batched GEMM, the transposes absorbed by the
+transforms; nothing of size ``batch × F × C × C`` is formed).  This module
+adds the polyphase symbols, the kernel gradients and :class:`SpectralConv`.
 
 References
 ----------
@@ -35,21 +34,17 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from array_api_compat import is_numpy_namespace
 
 from .._backend import device, namespace, to_numpy
 from ..operators import LinearOperator, shifted_inverse, shifted_operator
 from ..operators.basic import check_trailing
+from ..operators.conv import apply_symbol, embed_kernel, fft_module
 from ..operators.spectral import exact_norm_rule, exact_range
 
 __all__ = [
-    "fft_module",
     "to_phases",
     "from_phases",
-    "embed_kernel",
     "kernel_symbol",
-    "apply_symbol",
-    "spectrum",
     "cross_spectrum",
     "kernel_gradient",
     "conj_t",
@@ -57,15 +52,6 @@ __all__ = [
     "crop_ring",
     "SpectralConv",
 ]
-
-
-def fft_module(xp):
-    """The FFT functions for arrays of namespace ``xp`` (``rfftn``/``irfftn``)."""
-    if is_numpy_namespace(xp):
-        import scipy.fft
-
-        return scipy.fft
-    return xp.fft
 
 
 def conj_t(a):
@@ -124,23 +110,6 @@ def from_phases(y, q):
 # -- symbols ----------------------------------------------------------------------------
 
 
-def embed_kernel(kernel, grid):
-    """The kernel ``(C_out, C_in, kh, kw)`` as a full-grid cross-correlation kernel
-    ``g`` with ``g[s] = kernel[s + k//2]`` (indices mod ``grid``), so that
-    ``y[i] = Σ_s g[s] x[i + s]``."""
-    xp = namespace(kernel)
-    c_out, c_in, kh, kw = kernel.shape
-    n1, n2 = grid
-    dev = device(kernel)
-    g = xp.concat(
-        [kernel, xp.zeros((c_out, c_in, kh, n2 - kw), dtype=kernel.dtype, device=dev)], axis=-1
-    )
-    g = xp.concat(
-        [g, xp.zeros((c_out, c_in, n1 - kh, n2), dtype=kernel.dtype, device=dev)], axis=-2
-    )
-    return xp.roll(g, shift=(-(kh // 2), -(kw // 2)), axis=(-2, -1))
-
-
 def kernel_symbol(kernel, grid, q=1):
     r"""Per-frequency matrices of the circular cross-correlation by ``kernel``.
 
@@ -157,7 +126,7 @@ def kernel_symbol(kernel, grid, q=1):
     array, shape (F, q²·C_out, q²·C_in)
         Complex, ``F = (n1/q)·((n2/q)//2 + 1)`` frequencies of the coarse
         grid's half spectrum (row-major).  With ``g`` the embedded kernel
-        (:func:`embed_kernel`), the polyphase kernel from input phase ``b``
+        (:func:`~opsplit.operators.conv.embed_kernel`), the polyphase kernel from input phase ``b``
         to output phase ``a`` is :math:`\tilde g_{ab}[d] = g[q d + b - a]`,
         and the symbol of a cross-correlation is
         :math:`\overline{\operatorname{rfft2}(\tilde g)}`.
@@ -178,44 +147,6 @@ def kernel_symbol(kernel, grid, q=1):
     spec = xp.conj(fft_module(xp).rfftn(g, axes=(-2, -1)))
     c_out, c_in, m1, m2h = spec.shape
     return xp.reshape(xp.permute_dims(spec, (2, 3, 0, 1)), (m1 * m2h, c_out, c_in))
-
-
-def spectrum(x, q=1):
-    """``rfft2`` of the polyphase components of ``x`` ``(..., C, n1, n2)``, laid
-    out ``(F, C·q², batch)`` (leading axes flattened into ``batch``)."""
-    xp = namespace(x)
-    xs = to_phases(x, q)
-    spec = fft_module(xp).rfftn(xs, axes=(-2, -1))
-    c, m1, m2h = spec.shape[-3:]
-    spec = xp.reshape(spec, (-1, c, m1 * m2h))
-    return xp.permute_dims(spec, (2, 1, 0))
-
-
-def from_spectrum(spec, lead, grid, q=1):
-    """Inverse of :func:`spectrum`: ``(F, C·q², batch)`` back to ``(*lead, C, n1, n2)``."""
-    xp = namespace(spec)
-    n1, n2 = grid
-    m1, m2 = n1 // q, n2 // q
-    cq = spec.shape[1]
-    y = xp.reshape(xp.permute_dims(spec, (2, 1, 0)), (*lead, cq, m1, m2 // 2 + 1))
-    y = fft_module(xp).irfftn(y, s=(m1, m2), axes=(-2, -1))
-    return from_phases(y, q)
-
-
-def apply_symbol(symbol, x, grid, q_in=1, q_out=None):
-    """``irfft2(symbol[f] · rfft2(x)[:, f])`` on the polyphase grids.
-
-    ``x`` has shape ``(..., C_in, n1, n2)`` with ``grid = (n1, n2)`` the
-    grid that ``q_in`` splits; the output is assembled with ``q_out``
-    (default ``q_in``) phases on ``(n1/q_in·q_out, n2/q_in·q_out)``.
-    """
-    q_out = q_in if q_out is None else q_out
-    xp = namespace(x)
-    lead = tuple(x.shape[:-3])
-    out = xp.matmul(symbol, spectrum(x, q_in))
-    n1, n2 = grid
-    out_grid = (n1 // q_in * q_out, n2 // q_in * q_out)
-    return from_spectrum(out, lead, out_grid, q_out)
 
 
 def cross_spectrum(u_spec, v_spec):

@@ -59,8 +59,11 @@ class BorderMasked(Activation):
     name = "border_masked"
 
     def __init__(self, activation="relu", ring: int = 1):
-        self.activation = get_activation(activation)
+        activation = get_activation(activation)
         self.ring = check_positive_int(ring, "ring")
+        if isinstance(activation, BorderMasked) and activation.ring == self.ring:
+            activation = activation.activation  # masking twice is masking once
+        self.activation = activation
 
     def _interior(self, x):
         """Boolean ``(n1, n2)`` mask of the interior (broadcasts over leading axes)."""
@@ -75,8 +78,19 @@ class BorderMasked(Activation):
 
     def _masked(self, fn, ring_value):
         def apply(v):
+            # ``fn`` on the whole array, then the ring's four strips overwritten
+            # (a fresh array, so nothing shared is mutated): one full pass,
+            # where a broadcast ``where`` would take four.
             xp = namespace(v)
-            return xp.where(self._interior(v), fn(v), ring_value(v))
+            out = fn(v)
+            if out is v:
+                out = xp.asarray(v, copy=True)
+            w = self.ring
+            out[..., :w, :] = ring_value(v[..., :w, :])
+            out[..., -w:, :] = ring_value(v[..., -w:, :])
+            out[..., w:-w, :w] = ring_value(v[..., w:-w, :w])
+            out[..., w:-w, -w:] = ring_value(v[..., w:-w, -w:])
+            return out
 
         return apply
 
@@ -84,7 +98,7 @@ class BorderMasked(Activation):
         return vmap(self._masked(lambda v: self.activation.prox(v, step), _zeros), x)
 
     def reflect(self, x, step: float = 1.0):
-        return vmap(self._masked(lambda v: self.activation.reflect(v, step), lambda v: -v), x)
+        return vmap(self._masked(lambda v: self.activation.reflect(v, step), _negative), x)
 
     def prox_derivative(self, v, step: float = 1.0):
         return vmap(self._masked(lambda u: self.activation.prox_derivative(u, step), _zeros), v)
@@ -110,3 +124,7 @@ class BorderMasked(Activation):
 
 def _zeros(v):
     return namespace(v).zeros_like(v)
+
+
+def _negative(v):
+    return -v

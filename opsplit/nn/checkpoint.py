@@ -85,7 +85,7 @@ def _host(leaf) -> np.ndarray:
         return np.asarray(leaf, dtype=np.int64)
     if isinstance(leaf, float):
         return np.asarray(leaf, dtype=np.float64)
-    return np.ascontiguousarray(to_numpy(leaf))
+    return np.asarray(to_numpy(leaf), order="C")  # keeps 0-d leaves 0-d (g, h)
 
 
 def _arrays(params, opt_state) -> dict:

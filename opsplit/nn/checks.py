@@ -10,7 +10,13 @@ z^*(p, x)\rangle` and compares, for every parameter field and for the input,
       \text{fd} = \frac{\ell(p + \varepsilon d) - \ell(p - \varepsilon d)}{2\varepsilon},
       \qquad
       \text{rel\_error} = \frac{|\text{fd} - \langle\nabla\ell, d\rangle|}
-                               {\max(|\text{fd}|, |\langle\nabla\ell, d\rangle|)} ;
+                               {\max(|\text{fd}|, |\langle\nabla\ell, d\rangle|,
+                                      \text{noise}/\varepsilon)} ,
+
+  where :math:`\text{noise}/\varepsilon` is the resolution of the differences
+  (``noise``: the loss's solver noise, see :func:`gradcheck`), so that a
+  gradient that is zero along ``d`` (e.g. a tier whose states are
+  insensitive to a field) is not judged by the ratio of two rounding errors;
 
 * a **Taylor test**: the remainder
   :math:`R(\varepsilon) = |\ell(p + \varepsilon d) - \ell(p) - \varepsilon
@@ -36,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._backend import device, namespace, to_numpy
+from .._vectors import vmap
 from .deq import MonDEQ
 
 __all__ = ["gradcheck", "GradcheckReport", "FieldCheck", "taylor_verdict"]
@@ -47,7 +54,8 @@ class FieldCheck(NamedTuple):
     Attributes
     ----------
     name : str
-        The checked parameter field, or ``"x"`` for the input.
+        The checked parameter field (``"A"``; ``"A[1]"`` for entry 1 of a
+        tuple field such as a multi-tier layer's), or ``"x"`` for the input.
     rel_error : float
         Largest central-difference relative error over the directions.
     finite_differences : numpy.ndarray
@@ -123,8 +131,15 @@ class GradcheckReport:
 
 
 def _as_float64(a):
-    xp = namespace(a)
-    return xp.astype(a, xp.float64)
+    """``a`` (an array, a tuple of arrays or ``None``) in float64."""
+    if a is None:
+        return None
+
+    def cast(v):
+        xp = namespace(v)
+        return xp.astype(v, xp.float64)
+
+    return vmap(cast, a)
 
 
 def _on_backend(host, like):
@@ -132,9 +147,45 @@ def _on_backend(host, like):
     return xp.asarray(np.asarray(host, dtype=np.float64), dtype=xp.float64, device=device(like))
 
 
+def _random_like(rng, like):
+    """Standard normal values shaped like ``like`` (array or tuple), on its backend."""
+    return vmap(lambda v: _on_backend(rng.standard_normal(tuple(v.shape)), v), like)
+
+
+def _sum(value) -> float:
+    """Host float of a 0-d array or the sum of a tuple of them."""
+    parts = value if isinstance(value, tuple) else (value,)
+    return float(sum(float(to_numpy(p)) for p in parts))
+
+
 def _vdot(a, b) -> float:
-    xp = namespace(a)
-    return float(to_numpy(xp.sum(a * b)))
+    return _sum(vmap(lambda u, v: namespace(u).sum(u * v), a, b))
+
+
+def _leaves(params):
+    """``{label: (field, index)}`` for every array of a parameter ``NamedTuple``:
+    ``index`` is ``None`` for an array field, the entry for a tuple field
+    (label ``"A[1]"``); absent (``None``) fields are skipped."""
+    out = {}
+    for name, value in params._asdict().items():
+        if isinstance(value, tuple):
+            out.update({f"{name}[{i}]": (name, i) for i in range(len(value))})
+        elif value is not None:
+            out[name] = (name, None)
+    return out
+
+
+def _get(params, field_, index):
+    value = getattr(params, field_)
+    return value if index is None or value is None else value[index]
+
+
+def _replaced(params, field_, index, new):
+    if index is None:
+        return params._replace(**{field_: new})
+    entries = list(getattr(params, field_))
+    entries[index] = new
+    return params._replace(**{field_: tuple(entries)})
 
 
 def taylor_verdict(eps, remainders, noise, min_slope=1.8):
@@ -182,10 +233,13 @@ def gradcheck(
     deq : MonDEQ
         The layer, activation and methods to check; its tolerances are
         replaced by ``tol``/``maxiter`` for every solve.
-    params : DenseParams
-        Point of the check (converted to float64).
-    x : array, shape (batch, in_features)
-        Input (converted to float64).
+    params : parameters of ``deq.layer``
+        Point of the check (converted to float64): a ``NamedTuple`` whose
+        fields are arrays, tuples of arrays (one check per entry, named
+        ``"A[1]"``) or ``None`` (not checked).
+    x : array
+        Input, shape ``(batch, ...)`` as the layer takes it (converted to
+        float64).
     seed : int
         Seed of the loss weights ``c`` and of the directions.
     n_directions : int
@@ -206,7 +260,7 @@ def gradcheck(
         Iteration limit of the forward and backward solves.
     noise : float, optional
         Absolute noise level of ``ℓ`` for the Taylor test; by default
-        ``100·(tol + 1e-14)·Σ|c ⊙ z*|``.
+        ``100·(tol + 1e-14)·Σ|c ⊙ z*|`` (summed over the tiers of a tuple state).
     backward : callable, optional
         ``backward(params, state, grad_z) -> (grads, grad_x)`` to check
         instead of ``deq.backward`` (e.g. ``deq.exact_backward``, or a
@@ -239,9 +293,8 @@ def gradcheck(
             raise ValueError(f"{name} must be > 0, got {value}")
 
     deq = deq.with_options(tol=tol, maxiter=maxiter, backward_tol=tol, backward_maxiter=maxiter)
-    params = type(params)(
-        **{k: (None if v is None else _as_float64(v)) for k, v in params._asdict().items()}
-    )
+    deq.layer.check_params(params)
+    params = type(params)(**{k: _as_float64(v) for k, v in params._asdict().items()})
     x = _as_float64(x)
     rng = np.random.default_rng(seed)
     messages: list[str] = []
@@ -249,7 +302,7 @@ def gradcheck(
     z0, state = deq.forward(params, x)
     if not state.result.success:
         messages.append(f"forward: {state.result.message}")
-    c = _on_backend(rng.standard_normal(tuple(z0.shape)), x)
+    c = _random_like(rng, z0)
     loss0 = _vdot(c, z0)
     if backward is None:
         grads, grad_x, bw = deq.backward(params, state, c, return_result=True)
@@ -258,8 +311,9 @@ def gradcheck(
     else:
         grads, grad_x = backward(params, state, c)
     if noise is None:
-        xp = namespace(z0)
-        noise = 100.0 * (tol + 1e-14) * float(to_numpy(xp.sum(xp.abs(c * z0))))
+        noise = 100.0 * (tol + 1e-14) * _sum(
+            vmap(lambda u, v: namespace(u).sum(namespace(u).abs(u * v)), c, z0)
+        )
 
     def loss(p, xx):
         # perturbing only x keeps the parameters' precomputed operators
@@ -269,15 +323,19 @@ def gradcheck(
             messages.append(f"perturbed forward: {st.result.message}")
         return _vdot(c, z)
 
-    targets = {name: (value, getattr(grads, name)) for name, value in params.arrays().items()}
+    leaves = _leaves(params)
+    targets = {
+        label: (_get(params, *where), _get(grads, *where)) for label, where in leaves.items()
+    }
     targets["x"] = (x, grad_x)
 
     def shifted(name, value, step, direction):
         moved = value + step * direction
         if name == "x":
             return params, moved
-        return params._replace(**{name: moved}), x
+        return _replaced(params, *leaves[name], moved), x
 
+    resolution = noise / eps
     taylor_steps = [float(taylor_eps) * 0.5**k for k in range(n_taylor)]
     checks = {}
     for name, (value, grad) in targets.items():
@@ -294,7 +352,8 @@ def gradcheck(
             fds.append(fd / (2.0 * eps))
             ans.append(_vdot(grad, d))
         fds, ans = np.asarray(fds), np.asarray(ans)
-        scale = np.maximum(np.abs(fds), np.abs(ans))
+        # below the differences' resolution (noise/eps) a derivative counts as zero
+        scale = np.maximum(np.maximum(np.abs(fds), np.abs(ans)), resolution)
         errs = np.where(scale > 0, np.abs(fds - ans) / np.where(scale > 0, scale, 1.0), 0.0)
         rel_error = float(np.max(errs))
 

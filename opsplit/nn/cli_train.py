@@ -1,15 +1,23 @@
-"""``opsplit train``: train a dense monDEQ classifier and report its test accuracy.
+"""``opsplit train``: train a monDEQ classifier and report its test accuracy.
 
-The defaults are the monDEQ paper's MNIST fully connected setup (87 hidden
-units, ``m = 1``, Peaceman–Rachford with tuned ``α``, tolerance ``1e-2``,
-Adam ``1e-3`` divided by 10 at epoch 10, batch 128) on the ``mnist-sample``
-split that needs no download.
+``--model`` picks one of the monDEQ paper's models (Winston & Kolter 2020,
+Table 1 and the authors' code), with the paper's sizes and training recipe
+for the data set as defaults (:data:`PRESETS`): ``dense`` (87 hidden
+units), ``conv`` (a single convolution: 54 channels on MNIST, 81 on
+CIFAR-10 and SVHN), ``multitier`` ((16, 32, 32) on MNIST, (16, 32, 60) on
+CIFAR-10 and SVHN), and the large CIFAR-10 models ``conv-large`` (200
+channels) and ``multitier-large`` ((64, 128, 128)), trained with random
+crops and flips and a one-cycle rate.  All share ``m = 1``,
+Peaceman–Rachford with tuned ``α``, tolerance ``1e-2``, Adam and batch 128;
+every setting can be overridden.  The default data set is the
+``mnist-sample`` split that needs no download.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +32,81 @@ from .model import Classifier
 from .optim import SGD, Adam, ConstantSchedule, OneCycleSchedule, StepSchedule
 from .train import CHECKPOINT_NAME, FitHistory, fit
 
-__all__ = ["add_arguments", "run", "plot_residuals"]
+__all__ = ["add_arguments", "run", "plot_residuals", "PRESETS", "Preset", "preset"]
 
 DEFAULT_EPOCHS = 5
+
+#: The data sets of 32×32 colour images, where the paper's CIFAR/SVHN sizes apply.
+COLOUR = ("cifar10", "svhn")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One of the paper's models and its training recipe.
+
+    Attributes
+    ----------
+    size : int or tuple
+        Hidden units (dense), channels (conv) or channels per tier (multitier).
+    lr : float
+        Adam's rate; the peak rate of the one-cycle schedule.
+    schedule : str
+        ``"step"``: ×0.1 every ``step`` epochs (PyTorch's ``StepLR``);
+        ``"onecycle"``: from 1e-3 up to ``lr`` at mid-cycle and back, the last
+        5 epochs at 1e-3.
+    step : int
+        Epochs between the step schedule's decays.
+    augment : bool
+        Random 4-pixel crops and horizontal flips.
+    """
+
+    size: int | tuple
+    lr: float = 1e-3
+    schedule: str = "step"
+    step: int = 10
+    augment: bool = False
+
+
+#: (model, data kind) -> the paper's recipe; data kind "mnist" (one-channel
+#: sources) or "colour" (cifar10, svhn).  From the authors' experiments notebook.
+PRESETS = {
+    ("dense", "mnist"): Preset(87),
+    ("dense", "colour"): Preset(87),
+    ("conv", "mnist"): Preset(54),
+    ("conv", "colour"): Preset(81, step=25),
+    ("multitier", "mnist"): Preset((16, 32, 32)),
+    ("multitier", "colour"): Preset((16, 32, 60)),
+    ("conv-large", "colour"): Preset(200, lr=1e-2, schedule="onecycle", augment=True),
+    ("multitier-large", "colour"): Preset((64, 128, 128), lr=5e-2, schedule="onecycle",
+                                          augment=True),
+}
+
+#: The values of ``--model``.
+MODELS = ("dense", "conv", "multitier", "conv-large", "multitier-large")
+
+#: Exceptions to the table: the paper's CIFAR-10 multi-tier model uses Adam 1e-2.
+_CIFAR_MULTITIER = Preset((16, 32, 60), lr=1e-2)
+
+
+def preset(model: str, dataset: str) -> Preset:
+    """The paper's recipe of ``model`` (a value of ``--model``) on ``dataset``.
+
+    Examples
+    --------
+    >>> preset("conv", "mnist-sample").size, preset("multitier", "svhn").size
+    (54, (16, 32, 60))
+    >>> preset("conv-large", "cifar10").augment
+    True
+    """
+    if model not in MODELS:
+        raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
+    if model == "multitier" and dataset == "cifar10":
+        return _CIFAR_MULTITIER
+    kind = "colour" if dataset in COLOUR else "mnist"
+    key = (model, kind)
+    if key not in PRESETS:  # the large models are CIFAR-sized: use them as they are
+        key = (model, "colour")
+    return PRESETS[key]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +123,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="use only the first N test samples")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--width", type=_positive_int, default=87, help="hidden units (87)")
+    model.add_argument("--model", choices=MODELS, default="dense",
+                       help="dense: fully connected; conv: one convolution, 4x4 average pooling, "
+                            "linear; multitier: three tiers of convolutions, linear on the last; "
+                            "conv-large, multitier-large: the large CIFAR-10 models, trained "
+                            "with augmentation and a one-cycle rate (default dense)")
+    model.add_argument("--width", type=_positive_int, default=None,
+                       help="dense: hidden units (87)")
+    model.add_argument("--channels", type=_positive_int, nargs="+", default=None,
+                       help="conv: hidden channels (54 on MNIST, 81 on CIFAR-10/SVHN, 200 large); "
+                            "multitier: channels per tier (16 32 32 on MNIST, 16 32 60 on "
+                            "CIFAR-10/SVHN, 64 128 128 large)")
+    model.add_argument("--kernel-size", type=_positive_int, default=3,
+                       help="conv, multitier: odd kernel size (3)")
     model.add_argument("--m", type=float, default=1.0,
                        help="strong-monotonicity margin m > 0 (1.0)")
     model.add_argument("--method", choices=tuple(METHODS), default="pr",
@@ -64,13 +156,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"total number of epochs ({DEFAULT_EPOCHS})")
     opt.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (128)")
     opt.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    opt.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (1e-3)")
+    opt.add_argument("--lr", type=_positive_float, default=None,
+                     help="learning rate, the peak of onecycle (the model's preset: 1e-3; "
+                          "1e-2 for multitier on cifar10 and conv-large, 5e-2 for "
+                          "multitier-large)")
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
-    opt.add_argument("--schedule", choices=("step", "onecycle", "constant"), default="step",
-                     help="step: lr x gamma at each milestone (the paper's: /10 at epoch 10); "
-                          "onecycle: up to --lr and back down; constant")
-    opt.add_argument("--milestones", type=int, nargs="+", default=[10],
-                     help="epochs (from 0) where the step schedule multiplies lr by gamma")
+    opt.add_argument("--schedule", choices=("step", "onecycle", "constant"), default=None,
+                     help="step: lr x gamma at each milestone (the paper's: /10 every 10 "
+                          "epochs, every 25 for conv on cifar10/svhn); onecycle: from 1e-3 up "
+                          "to --lr at mid-cycle and back, the last 5 epochs at 1e-3 (the "
+                          "large models); constant")
+    opt.add_argument("--milestones", type=int, nargs="+", default=None,
+                     help="epochs (from 0) where the step schedule multiplies lr by gamma "
+                          "(default: every 10 epochs, every 25 for conv on cifar10/svhn)")
+    opt.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                     help="random crops of the 4-pixel padded images and horizontal flips "
+                          "(default: only for the large models)")
     opt.add_argument("--gamma", type=_positive_float, default=0.1, help="step factor (0.1)")
     opt.add_argument("--seed", type=int, default=0,
                      help="seed of initialisation and shuffling: same seed, same run (0)")
@@ -95,18 +196,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="write the per-epoch history and settings here")
 
 
-def _optimizer(args):
+def _optimizer(args, lr):
     if args.optimizer == "adam":
-        return Adam(lr=args.lr)
-    return SGD(lr=args.lr, momentum=args.momentum)
+        return Adam(lr=lr)
+    return SGD(lr=lr, momentum=args.momentum)
 
 
-def _schedule(args):
-    if args.schedule == "step":
-        return StepSchedule(args.lr, milestones=tuple(args.milestones), gamma=args.gamma)
-    if args.schedule == "onecycle":
-        return OneCycleSchedule(args.lr, epochs=max(args.epochs, 1))
-    return ConstantSchedule(args.lr)
+def _schedule(args, recipe: Preset, lr: float):
+    name = args.schedule or recipe.schedule
+    if name == "step":
+        milestones = args.milestones
+        if milestones is None:
+            milestones = list(range(recipe.step, max(args.epochs, recipe.step + 1), recipe.step))
+        return StepSchedule(lr, milestones=tuple(milestones), gamma=args.gamma)
+    if name == "onecycle":
+        epochs = max(args.epochs, 1)
+        return OneCycleSchedule(lr, epochs=epochs, base_lr=min(1e-3, lr),
+                                cooldown=5 if epochs > 10 else 0)
+    return ConstantSchedule(lr)
+
+
+def _build_model(args, data, recipe: Preset) -> Classifier:
+    """The classifier ``--model`` names, with the preset's size unless overridden."""
+    common = dict(m=args.m, method=args.method, alpha=args.alpha, tol=args.tol,
+                  maxiter=args.maxiter, num_classes=data.num_classes)
+    if args.model == "dense":
+        if args.channels is not None:
+            raise ValueError("--channels applies to the conv and multitier models; "
+                             "use --width for dense")
+        return Classifier.dense(data.features, args.width or recipe.size, **common)
+    if args.width is not None:
+        raise ValueError("--width applies to the dense model; use --channels")
+    if len(data.image_shape) != 3:
+        raise ValueError(f"--model {args.model} needs images (channels, H, W), "
+                         f"--dataset {args.dataset} has samples of shape {data.image_shape}")
+    channels = recipe.size if args.channels is None else args.channels
+    if args.model.startswith("conv"):
+        if isinstance(channels, list):
+            if len(channels) != 1:
+                raise ValueError(f"--channels takes one number for --model {args.model}, "
+                                 f"got {channels}")
+            channels = channels[0]
+    else:
+        channels = tuple(channels)
+    in_channels, *image_shape = data.image_shape
+    return Classifier.conv(in_channels, channels, tuple(image_shape),
+                           kernel_size=args.kernel_size, **common)
 
 
 def _like(backend, dtype):
@@ -183,10 +318,11 @@ def run(args) -> int:
     data = load_dataset(args.dataset, data_dir=args.data_dir, download=args.download)
     if args.train_limit or args.test_limit:
         data = data.subset(args.train_limit, args.test_limit)
-    model = Classifier.dense(
-        data.features, args.width, m=args.m, method=args.method, alpha=args.alpha,
-        tol=args.tol, maxiter=args.maxiter, num_classes=data.num_classes,
-    )
+    recipe = preset(args.model, args.dataset)
+    model = _build_model(args, data, recipe)
+    lr = recipe.lr if args.lr is None else args.lr
+    augment = recipe.augment if args.augment is None else args.augment
+    schedule = args.schedule or recipe.schedule
     params = model.init_params(args.seed, dtype=args.dtype, like=_like(args.backend, args.dtype))
     config = {
         "dataset": args.dataset,
@@ -195,14 +331,14 @@ def run(args) -> int:
         "dtype": args.dtype,
     }
     print(f"opsplit train: {data!r}; {model.describe()}; "
-          f"{args.optimizer} lr={args.lr:g} ({args.schedule}), batch {args.batch_size}, "
-          f"seed {args.seed}", flush=True)
+          f"{args.optimizer} lr={lr:g} ({schedule}), batch {args.batch_size}, "
+          f"{'augmented, ' if augment else ''}seed {args.seed}", flush=True)
     history = fit(
         model, params, data,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        optimizer=_optimizer(args),
-        schedule=_schedule(args),
+        optimizer=_optimizer(args, lr),
+        schedule=_schedule(args, recipe, lr),
         seed=args.seed,
         tune=args.tune_alpha,
         max_alpha=args.alpha,
@@ -211,13 +347,15 @@ def run(args) -> int:
         progress=args.progress,
         config=config,
         threads=args.threads,
+        augment=augment,
         log=lambda line: print(line, flush=True),
     )
     if plot_path is not None and history.records:
         print(f"residual curves: {plot_residuals(history, plot_path)}")
     if args.out is not None:
         _write_json(args.out, {
-            "config": {"model": history.model.config(), **config, "seed": args.seed},
+            "config": {"model": history.model.config(), **config, "seed": args.seed,
+                       "augment": augment},
             "epochs": [r.to_json() for r in history.records],
         })
         print(f"history: {args.out}")

@@ -68,11 +68,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .._backend import device, namespace
+from .._backend import check_floating, device, namespace
 from .._result import SolveResult
 from .._solve import solve
 from .._validate import check_positive, check_positive_int
-from .._vectors import add, dtype_of, first_array, scale, shape_of, sub, vmap
+from .._vectors import add, first_array, scale, shape_of, sub, vmap
 from ..operators import (
     ForwardOperator,
     LinearMonotone,
@@ -211,6 +211,47 @@ class LinearizedActivation(ResolventOperator):
         return self.resolvent(step), self.reflected_resolvent(step)
 
 
+def _check_like(value, like, name, what):
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` has the
+    block structure, shapes and dtypes of ``like`` (an array or a tuple of arrays,
+    ``what`` in the message) and is of its library."""
+    if isinstance(like, tuple):
+        if not isinstance(value, tuple):
+            raise TypeError(
+                f"{name} must be a tuple of {len(like)} arrays (one per tier) like {what}, "
+                f"got {type(value).__name__}"
+            )
+        if len(value) != len(like):
+            raise ValueError(
+                f"{name} must hold {len(like)} arrays (one per tier) like {what}, "
+                f"got {len(value)}"
+            )
+        for i, (v, ref) in enumerate(zip(value, like)):
+            _check_like(v, ref, f"{name}[{i}]", f"{what}[{i}]")
+        return
+    if isinstance(value, tuple):
+        raise TypeError(f"{name} must be an array like {what}, got a tuple")
+    check_floating(value, name)
+    if tuple(value.shape) != tuple(like.shape):
+        raise ValueError(
+            f"{name} must have the shape of {what} {tuple(like.shape)}, got {tuple(value.shape)}"
+        )
+    if value.dtype != like.dtype:
+        raise TypeError(f"{name} has dtype {value.dtype} but {what} has {like.dtype}")
+    try:
+        namespace(value, like)
+    except TypeError as exc:
+        raise TypeError(f"{name} and {what} come from different libraries: {exc}") from exc
+    if device(value) != device(like):
+        raise ValueError(f"{name} is on device {device(value)!r} but {what} is on {device(like)!r}")
+
+
+def _check_state(state):
+    if not isinstance(state, EquilibriumState):
+        raise TypeError(f"state must be the EquilibriumState of MonDEQ.forward, got "
+                        f"{type(state).__name__}")
+
+
 def _resolve_activation(activation):
     from ..prox.activations import get_activation
 
@@ -237,7 +278,10 @@ class MonDEQ:
         ``"relu"`` (default), ``"leaky_relu"``, ``"hardtanh"``, ``"tanh"``,
         ``"sigmoid"``, ``"softplus"``, or an activation object from
         :mod:`opsplit.prox.activations` (a proximal function with
-        ``derivative``); used through its :math:`\operatorname{prox}^\alpha`.
+        ``derivative``); used through its :math:`\operatorname{prox}^\alpha`,
+        inside the layer's :meth:`~opsplit.nn.protocol.MonotoneLayer.nonlinearity`
+        (the convolutional layers keep the padding ring at zero whatever the
+        activation; see :attr:`nonlinearity`).
     method : SplittingMethod
         Forward solver: ``ops.PeacemanRachford(step=1.0)`` (default),
         ``ops.DouglasRachford`` or ``ops.ForwardBackward`` (needs
@@ -305,6 +349,9 @@ class MonDEQ:
                 f"got {type(self.layer).__name__}"
             )
         object.__setattr__(self, "activation", _resolve_activation(self.activation))
+        # the layer's own nonlinearity around it (the border mask of conv layers);
+        # not a field: ``activation`` (and so the configuration) keeps the user's.
+        object.__setattr__(self, "_sigma", self.layer.nonlinearity(self.activation))
         for name in ("method", "backward_method"):
             value = getattr(self, name)
             if value is None and name == "backward_method":
@@ -324,6 +371,15 @@ class MonDEQ:
             check_positive_int(self.backward_maxiter, "backward_maxiter")
 
     # -- configuration ------------------------------------------------------------
+    @property
+    def nonlinearity(self):
+        r"""The nonlinearity :math:`\sigma` actually applied: ``layer.nonlinearity(activation)``
+        (:meth:`MonotoneLayer.nonlinearity <opsplit.nn.protocol.MonotoneLayer.nonlinearity>`),
+        i.e. :attr:`activation` itself for a dense layer and :attr:`activation`
+        in the interior with ``0`` on the padding ring of every grid for the
+        convolutional layers."""
+        return self._sigma
+
     @property
     def _bw_method(self):
         return self.method if self.backward_method is None else self.backward_method
@@ -448,10 +504,12 @@ class MonDEQ:
             precomputed=prepared.forward,
             strong_monotonicity=prepared.margin,
         )
-        problem = Inclusion(F, Subdifferential(self.activation))
+        problem = Inclusion(F, Subdifferential(self.nonlinearity))
         if z0 is None:
             xp = namespace(inj)
             z0 = vmap(xp.zeros_like, inj)
+        else:
+            _check_like(z0, inj, "z0", "the state")
         result = solve(
             problem,
             self.method,
@@ -467,7 +525,7 @@ class MonDEQ:
     # -- linearized problems ------------------------------------------------------
     def _linearized_solve(self, state, rhs, *, adjoint):
         """Zero of ``(I - W)ᵀ r + D r - rhs`` (adjoint) or ``(I - W) r + D r - rhs``."""
-        jac = vmap(self.activation.derivative, state.pre_activation)
+        jac = vmap(self.nonlinearity.derivative, state.pre_activation)
         prepared = state.prepared
         monotone, steps = prepared.monotone, prepared.backward
         if adjoint:  # transposed views of the same precomputation
@@ -487,15 +545,38 @@ class MonDEQ:
         return result.x, result
 
     def _check_like_z(self, state, value, name):
-        if not isinstance(state, EquilibriumState):
-            raise TypeError(f"state must be an EquilibriumState, got {type(state).__name__}")
-        namespace(value)
-        if shape_of(value) != shape_of(state.z):
-            raise ValueError(
-                f"{name} must have the shape of z {shape_of(state.z)}, got {shape_of(value)}"
+        _check_state(state)
+        _check_like(value, state.z, name, "z")
+
+    def _check_tangent(self, params, state, dparams, dx):
+        """``dparams`` of ``params``'s type and shapes (``None`` entries allowed),
+        ``dx`` of ``x``'s shape and dtype."""
+        if dx is not None:
+            _check_like(dx, state.x, "dx", "x")
+            self.layer.check_input(params, dx)
+        if dparams is None:
+            return
+        if type(dparams) is not type(params):
+            raise TypeError(
+                f"dparams must be {type(params).__name__} like params (None fields count "
+                f"as zero), got {type(dparams).__name__}"
             )
-        if dtype_of(value) != dtype_of(state.z):
-            raise TypeError(f"{name} has dtype {dtype_of(value)} but z has {dtype_of(state.z)}")
+        for field, (d, p) in zip(params._fields, zip(dparams, params, strict=True), strict=True):
+            if d is None or p is None:
+                if d is not None:
+                    raise ValueError(f"dparams.{field} is set but params.{field} is None")
+                continue
+            if isinstance(p, tuple):
+                if not isinstance(d, tuple) or len(d) != len(p):
+                    raise ValueError(
+                        f"dparams.{field} must be a tuple of {len(p)} entries (arrays or "
+                        f"None) like params.{field}"
+                    )
+                for i, (di, pi) in enumerate(zip(d, p)):
+                    if di is not None:
+                        _check_like(di, pi, f"dparams.{field}[{i}]", f"params.{field}[{i}]")
+            else:
+                _check_like(d, p, f"dparams.{field}", f"params.{field}")
 
     def backward(self, params, state: EquilibriumState, grad_z, *, return_result: bool = False):
         r"""Gradients of a loss from :math:`g = \partial\ell/\partial z^*`.
@@ -549,8 +630,8 @@ class MonDEQ:
         adjoint identity
         :math:`\langle dz, w\rangle = \langle \nabla, (dparams, dx)\rangle`.
         """
-        if dx is not None:
-            self.layer.check_input(params, dx)
+        _check_state(state)
+        self._check_tangent(params, state, dparams, dx)
         dq = self.layer.tangent(params, state.x, state.z, dparams, dx)
         dz, result = self._linearized_solve(state, dq, adjoint=False)
         return (dz, result) if return_result else dz
@@ -564,7 +645,7 @@ class MonDEQ:
         xp = namespace(like)
         eye = xp.eye(monotone.shape[0], dtype=like.dtype, device=device(like))
         W = eye - monotone.to_dense(like)
-        jac = flatten(vmap(self.activation.derivative, state.pre_activation), monotone.in_shape)
+        jac = flatten(vmap(self.nonlinearity.derivative, state.pre_activation), monotone.in_shape)
         if adjoint:  # I - Wᵀ diag(J): column j of Wᵀ scaled by J_j
             K = eye - xp.matrix_transpose(W)[None, :, :] * jac[:, None, :]
         else:  # I - diag(J) W
@@ -584,8 +665,8 @@ class MonDEQ:
 
     def exact_jvp(self, params, state: EquilibriumState, dparams=None, dx=None):
         r""":meth:`jvp` by a dense solve of :math:`(I - J W) dz = J\,dq` per sample."""
-        if dx is not None:
-            self.layer.check_input(params, dx)
+        _check_state(state)
+        self._check_tangent(params, state, dparams, dx)
         shape = state.prepared.monotone.in_shape
         xp = namespace(first_array(state.z))
         dq = flatten(self.layer.tangent(params, state.x, state.z, dparams, dx), shape)

@@ -20,6 +20,7 @@ __all__ = [
     "LinearParams",
     "Linear",
     "Flatten",
+    "AvgPool2d",
     "softmax_cross_entropy",
     "accuracy_count",
     "to_backend",
@@ -170,6 +171,94 @@ class Flatten:
     def backward(self, cache, grad_y):
         """Reshape ``grad_y`` back to the input's shape ``cache``."""
         return namespace(grad_y).reshape(grad_y, cache)
+
+
+class AvgPool2d:
+    r"""Average pooling of the last two axes over non-overlapping ``size × size`` windows.
+
+    PyTorch's ``avg_pool2d(x, size)`` (stride ``size``, no padding, floor
+    mode): rows and columns beyond the last whole window are dropped.  For
+    ``x`` of shape ``(..., H, W)`` the output has shape ``(..., H // size,
+    W // size)`` and
+
+    .. math::
+
+        y_{\dots,i,j} = \frac{1}{s^2}\sum_{a,b=0}^{s-1} x_{\dots,\,si+a,\,sj+b},
+        \qquad
+        \frac{\partial \ell}{\partial x_{\dots,\,si+a,\,sj+b}}
+        = \frac{1}{s^2}\,\frac{\partial \ell}{\partial y_{\dots,i,j}},
+
+    zero for the dropped rows and columns.  The monDEQ paper's single
+    convolution model pools its ``(C, H + 2, W + 2)`` state with ``size = 4``
+    before the linear head.
+
+    Parameters
+    ----------
+    size : int
+        Window size and stride, at least 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pool = AvgPool2d(2)
+    >>> y, cache = pool.forward(np.arange(25.0).reshape(1, 1, 5, 5))
+    >>> y[0, 0]
+    array([[ 3.,  5.],
+           [13., 15.]])
+    >>> pool.backward(cache, np.ones((1, 1, 2, 2)))[0, 0]
+    array([[0.25, 0.25, 0.25, 0.25, 0.  ],
+           [0.25, 0.25, 0.25, 0.25, 0.  ],
+           [0.25, 0.25, 0.25, 0.25, 0.  ],
+           [0.25, 0.25, 0.25, 0.25, 0.  ],
+           [0.  , 0.  , 0.  , 0.  , 0.  ]])
+    """
+
+    def __init__(self, size: int):
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"size must be a positive integer, got {size!r}")
+        self.size = size
+
+    def __repr__(self):
+        return f"AvgPool2d({self.size})"
+
+    def output_shape(self, shape) -> tuple:
+        """The trailing shape of the output for an input of trailing shape ``shape``."""
+        s = self.size
+        return (*shape[:-2], shape[-2] // s, shape[-1] // s)
+
+    def forward(self, x):
+        """Return ``(pooled x, x.shape)``; ``x`` has at least two axes, each of
+        the last two at least ``size`` long."""
+        check_floating(x, "x")
+        s = self.size
+        if x.ndim < 2 or x.shape[-2] < s or x.shape[-1] < s:
+            raise ValueError(
+                f"x must have two trailing axes of at least size={s}, got {tuple(x.shape)}"
+            )
+        xp = namespace(x)
+        *lead, H, W = x.shape
+        h, w = H // s, W // s
+        windows = xp.reshape(x[..., : h * s, : w * s], (*lead, h, s, w, s))
+        return xp.mean(windows, axis=(-3, -1)), tuple(x.shape)
+
+    def backward(self, cache, grad_y):
+        """Spread ``grad_y / size²`` over each window; zeros on dropped rows and columns."""
+        xp = namespace(grad_y)
+        s, shape = self.size, cache
+        *lead, h, w = grad_y.shape
+        spread = xp.broadcast_to((grad_y / (s * s))[..., :, None, :, None], (*lead, h, s, w, s))
+        grad = xp.reshape(spread, (*lead, h * s, w * s))
+        H, W = shape[-2:]
+        dev = _device(grad_y)
+        if W > w * s:
+            grad = xp.concat(
+                [grad, xp.zeros((*lead, h * s, W - w * s), dtype=grad.dtype, device=dev)], axis=-1
+            )
+        if H > h * s:
+            grad = xp.concat(
+                [grad, xp.zeros((*lead, H - h * s, W), dtype=grad.dtype, device=dev)], axis=-2
+            )
+        return grad
 
 
 def _check_labels(logits, labels):

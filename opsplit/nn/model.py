@@ -1,9 +1,22 @@
-r"""The monDEQ classifier: ``Flatten → MonDEQ (dense) → Linear`` and its configuration.
+r"""The monDEQ classifier: ``MonDEQ → readout → Linear`` and its configuration.
+
+The equilibrium layer is any layer of :data:`LAYERS`; the readout between
+the equilibrium and the linear head is the monDEQ paper's for each kind
+(Winston & Kolter 2020, Appendix D, and the authors' code):
+
+- ``dense`` (:class:`~opsplit.nn.MonDense`): the images are flattened into
+  the layer, the head reads the state ``z`` itself;
+- ``conv`` (:class:`~opsplit.nn.MonConv`): ``4 × 4`` average pooling of the
+  ``(C, H + 2, W + 2)`` state (:class:`~opsplit.nn.layers.AvgPool2d`), then
+  flattened;
+- ``multitier`` (:class:`~opsplit.nn.MonMultiConv`): the last tier's state,
+  flattened (the other tiers reach the head only through the equilibrium).
 
 Every derivative is hand-written (the equilibrium's by the implicit backward
 solve of :class:`~opsplit.nn.deq.MonDEQ`).  :meth:`Classifier.config` and
 :meth:`Classifier.from_config` describe a model exactly as a JSON-ready dict —
-layer sizes, margin, weight normalization, activation, forward and backward
+the layer kind and every field of it (sizes, channels, image shape, kernel
+size, margin, weight normalization), activation, forward and backward
 methods with all their hyperparameters, tolerances, iteration limits and the
 check cadence — so that a checkpoint reloads the model that was trained, never
 one rebuilt from defaults.
@@ -12,24 +25,31 @@ one rebuilt from defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import to_numpy
-from ..prox.activations import activation_config, activation_from_config
+from .._backend import namespace, to_numpy
+from ..prox.activations import activation_config, activation_from_config, get_activation
 from ..splitting import SplittingMethod, method_config, method_from_config, method_from_name
+from .border import BorderMasked
 from .deq import MonDEQ
-from .layers import Flatten, Linear, LinearParams, accuracy_count, softmax_cross_entropy
-from .mondense import DenseParams, MonDense
+from .layers import AvgPool2d, Flatten, Linear, LinearParams, accuracy_count, softmax_cross_entropy
+from .monconv import MonConv
+from .mondense import MonDense
+from .monmulticonv import MonMultiConv
 
-__all__ = ["ClassifierParams", "BatchStats", "Classifier"]
+__all__ = ["ClassifierParams", "BatchStats", "Classifier", "LAYERS", "POOL_SIZE"]
 
 #: Layer kinds a configuration may name, and the layer classes they stand for.
-LAYERS = {"dense": MonDense}
+LAYERS = {"dense": MonDense, "conv": MonConv, "multitier": MonMultiConv}
+
+#: Window of the average pooling between a single-convolution state and the head.
+POOL_SIZE = 4
 
 _METHOD_FIELDS = ("method", "backward_method")
 
@@ -37,7 +57,7 @@ _METHOD_FIELDS = ("method", "backward_method")
 class ClassifierParams(NamedTuple):
     """Parameters of :class:`Classifier` (also the type of their gradients)."""
 
-    deq: DenseParams
+    deq: Any
     head: LinearParams
 
 
@@ -66,14 +86,17 @@ def _exact_keys(config, expected, what: str) -> None:
 
 
 def _scalar(value, name: str):
-    """A plain JSON scalar (``None``, bool, int, float, str) for a configuration."""
+    """A plain JSON value (``None``, bool, int, float, str, or a list of them for a
+    tuple such as ``image_shape``) for a configuration."""
+    if isinstance(value, tuple):
+        return [_scalar(v, name) for v in value]
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
-    raise TypeError(f"MonDEQ field {name} of type {type(value).__name__} has no configuration")
+    raise TypeError(f"field {name} of type {type(value).__name__} has no configuration")
 
 
 def _layer_config(layer) -> dict:
@@ -84,14 +107,32 @@ def _layer_config(layer) -> dict:
     return {"name": kind, **fields}
 
 
-def _layer_from_config(config) -> MonDense:
+def _layer_from_config(config):
     if not isinstance(config, dict) or config.get("name") not in LAYERS:
         got = config.get("name") if isinstance(config, dict) else config
         raise ValueError(f"layer config must name one of {sorted(LAYERS)}, got {got!r}")
     cls = LAYERS[config["name"]]
     fields = [f.name for f in dataclasses.fields(cls)]
     _exact_keys(config, ["name", *fields], f"layer config for {cls.__name__}")
-    return cls(**{k: config[k] for k in fields})
+    # JSON has lists where the layer has tuples (image_shape, channels).
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in
+                  ((k, config[k]) for k in fields)})
+
+
+def _inner_activation(activation):
+    """The activation inside the border masks of the convolutional layers."""
+    while isinstance(activation, BorderMasked):
+        activation = activation.activation
+    return activation
+
+
+def _equilibrium(layer, activation, **options) -> MonDEQ:
+    """``MonDEQ(layer, activation, **options)`` with the layer's own nonlinearity
+    (the border mask of the convolutional layers around ``activation``)."""
+    activation = get_activation(activation)
+    if isinstance(layer, (MonConv, MonMultiConv)) and not isinstance(activation, BorderMasked):
+        activation = layer.nonlinearity(activation)
+    return MonDEQ(layer, activation=activation, **options)
 
 
 def _deq_config(deq: MonDEQ) -> dict:
@@ -101,7 +142,7 @@ def _deq_config(deq: MonDEQ) -> dict:
         if f.name == "layer":
             out[f.name] = _layer_config(value)
         elif f.name == "activation":
-            out[f.name] = activation_config(value)
+            out[f.name] = activation_config(_inner_activation(value))
         elif f.name in _METHOD_FIELDS:
             out[f.name] = None if value is None else method_config(value)
         else:
@@ -120,17 +161,27 @@ def _deq_from_config(config: dict) -> MonDEQ:
         elif f.name in _METHOD_FIELDS and value is not None:
             value = method_from_config(value)
         kwargs[f.name] = value
-    return MonDEQ(**kwargs)
+    return _equilibrium(kwargs.pop("layer"), kwargs.pop("activation"), **kwargs)
+
+
+def _method(method, alpha):
+    if isinstance(method, SplittingMethod):
+        return method if alpha is None else dataclasses.replace(method, step=float(alpha))
+    return method_from_name(method, step=1.0 if alpha is None else float(alpha))
 
 
 @dataclass(frozen=True)
 class Classifier:
-    r"""``Flatten → MonDEQ → Linear`` with a softmax cross-entropy loss.
+    r"""``MonDEQ → readout → Linear`` with a softmax cross-entropy loss.
+
+    The readout is the paper's for the layer's kind (see the module
+    docstring): the state itself (dense), ``4 × 4`` average pooling
+    (single convolution), the last tier (multi-tier), flattened.
 
     Parameters
     ----------
     deq : MonDEQ
-        The equilibrium layer (its ``layer.width`` is the head's input size).
+        The equilibrium layer, of a kind in :data:`LAYERS`.
     num_classes : int
         Number of classes.
 
@@ -145,6 +196,14 @@ class Classifier:
     ((10, 8), True)
     >>> Classifier.from_config(model.config()).config() == model.config()
     True
+
+    A single-convolution model pools its ``(3, 10, 10)`` state to ``(3, 2, 2)``:
+
+    >>> conv = Classifier.conv(in_channels=1, channels=3, image_shape=(8, 8))
+    >>> conv.head
+    Linear(in_features=12, out_features=10)
+    >>> conv.config()["layer"]["image_shape"], conv.config()["activation"]
+    ([8, 8], {'name': 'relu'})
     """
 
     deq: MonDEQ
@@ -153,6 +212,11 @@ class Classifier:
     def __post_init__(self):
         if not isinstance(self.deq, MonDEQ):
             raise TypeError(f"deq must be a MonDEQ, got {type(self.deq).__name__}")
+        if type(self.deq.layer) not in LAYERS.values():
+            raise TypeError(
+                f"deq.layer must be one of {[c.__name__ for c in LAYERS.values()]}, "
+                f"got {type(self.deq.layer).__name__}"
+            )
         n = self.num_classes
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {n!r}")
@@ -206,22 +270,82 @@ class Classifier:
             Further :class:`~opsplit.nn.MonDEQ` fields: ``backward_method``,
             ``backward_tol``, ``backward_maxiter``, ``check_every``.
         """
-        if isinstance(method, SplittingMethod):
-            if alpha is not None:
-                method = dataclasses.replace(method, step=float(alpha))
-        else:
-            method = method_from_name(method, step=1.0 if alpha is None else float(alpha))
         layer = MonDense(in_features=in_features, width=width, m=m, weight_norm=weight_norm)
-        deq = MonDEQ(layer, activation=activation, method=method, tol=tol, maxiter=maxiter,
-                     **options)
+        deq = _equilibrium(layer, activation, method=_method(method, alpha), tol=tol,
+                           maxiter=maxiter, **options)
+        return cls(deq, num_classes)
+
+    @classmethod
+    def conv(
+        cls,
+        in_channels: int,
+        channels: int | tuple = 54,
+        image_shape: tuple = (28, 28),
+        *,
+        kernel_size: int = 3,
+        m: float = 1.0,
+        method: str | SplittingMethod = "pr",
+        alpha: float | None = None,
+        tol: float = 1e-2,
+        maxiter: int = 300,
+        activation="relu",
+        num_classes: int = 10,
+        **options,
+    ) -> Classifier:
+        """The paper's convolutional monDEQs: a single convolution
+        (:class:`~opsplit.nn.MonConv`) when ``channels`` is an int, multi-tier
+        (:class:`~opsplit.nn.MonMultiConv`) when it is a tuple (one entry per
+        tier), with the border nonlinearity around ``activation``.
+
+        The paper's sizes: MNIST 54 or ``(16, 32, 32)``, CIFAR-10 and SVHN 81 or
+        ``(16, 32, 60)``, the large CIFAR-10 models 200 and ``(64, 128, 128)``.
+
+        Parameters
+        ----------
+        in_channels : int
+            Channels of the input images.
+        channels : int or tuple of int
+            Hidden channels (tuple: per tier).
+        image_shape : tuple of int
+            ``(H, W)`` of the input images.
+        kernel_size : int
+            Odd kernel size.
+        m : float
+            Strong-monotonicity margin.
+        method : str or SplittingMethod
+            As for :meth:`dense`.
+        alpha : float, optional
+            As for :meth:`dense`.
+        tol : float
+            Forward relative tolerance.
+        maxiter : int
+            Forward iteration limit.
+        activation : str or Activation
+            The interior activation (the outer ring of every grid is 0).
+        num_classes : int
+            Number of classes.
+        **options
+            Further :class:`~opsplit.nn.MonDEQ` fields.
+        """
+        if isinstance(channels, (tuple, list)):
+            layer = MonMultiConv(in_channels=in_channels, channels=tuple(channels),
+                                 image_shape=image_shape, kernel_size=kernel_size, m=m)
+        else:
+            layer = MonConv(in_channels=in_channels, channels=channels,
+                            image_shape=image_shape, kernel_size=kernel_size, m=m)
+        deq = _equilibrium(layer, activation, method=_method(method, alpha), tol=tol,
+                           maxiter=maxiter, **options)
         return cls(deq, num_classes)
 
     # -- configuration ------------------------------------------------------------
     def config(self) -> dict:
         """The exact description of this model as a JSON-ready dict.
 
-        Holds the layer (kind, ``in_features``, ``width``, ``m``,
-        ``weight_norm``), the activation and its parameters, the forward and
+        Holds the layer (its kind and every field: ``in_features``,
+        ``width``, ``weight_norm`` of a dense layer, ``in_channels``,
+        ``channels``, ``image_shape``, ``kernel_size`` of the convolutional
+        ones, ``m``), the activation and its parameters (inside the border
+        mask of the convolutional layers), the forward and
         backward methods with every hyperparameter (via
         :func:`opsplit.splitting.method_config`), ``tol``, ``maxiter``,
         ``backward_tol``, ``backward_maxiter``, ``check_every`` and
@@ -265,12 +389,33 @@ class Classifier:
 
     # -- pieces -------------------------------------------------------------------
     @property
-    def layer(self) -> MonDense:
+    def layer(self):
+        """The equilibrium layer (``MonDense``, ``MonConv`` or ``MonMultiConv``)."""
         return self.deq.layer
 
     @property
+    def kind(self) -> str:
+        """The layer's name in :data:`LAYERS`: ``"dense"``, ``"conv"`` or ``"multitier"``."""
+        return next(k for k, c in LAYERS.items() if type(self.layer) is c)
+
+    @property
+    def pool(self) -> AvgPool2d | None:
+        """The pooling before the head (single convolution only)."""
+        return AvgPool2d(POOL_SIZE) if self.kind == "conv" else None
+
+    @property
+    def features(self) -> int:
+        """Inputs of the linear head."""
+        layer = self.layer
+        if self.kind == "dense":
+            return layer.width
+        if self.kind == "conv":
+            return math.prod(self.pool.output_shape(layer.state_shape))
+        return math.prod(layer.state_shapes[-1])
+
+    @property
     def head(self) -> Linear:
-        return Linear(self.layer.width, self.num_classes)
+        return Linear(self.features, self.num_classes)
 
     @property
     def alpha(self) -> float:
@@ -281,18 +426,46 @@ class Classifier:
         """A copy whose equilibrium solves use step ``alpha``."""
         return dataclasses.replace(self, deq=self.deq.with_step(alpha))
 
+    def check_sample_shape(self, shape, name: str = "data") -> None:
+        """Raise ``ValueError`` naming ``name`` unless samples of trailing shape
+        ``shape`` fit: ``in_features`` values for a dense layer (any shape),
+        ``(in_channels, H, W)`` for the convolutional ones."""
+        shape = tuple(shape)
+        layer = self.layer
+        if self.kind == "dense":
+            if math.prod(shape) != layer.in_features:
+                raise ValueError(
+                    f"{name} has {math.prod(shape)} features per sample {shape} but the "
+                    f"model expects in_features={layer.in_features}"
+                )
+            return
+        want = (layer.in_channels, *layer.image_shape)
+        if shape != want:
+            raise ValueError(
+                f"{name} has samples of shape {shape} but the model expects "
+                f"(in_channels, H, W) = {want}"
+            )
+
+    def equilibrium_input(self, x):
+        """What the equilibrium layer receives for a batch ``x``: ``x`` flattened
+        to ``(batch, in_features)`` for a dense layer, ``x`` itself otherwise."""
+        if self.kind == "dense":
+            return Flatten().forward(x)[0]
+        return x
+
     def init_params(self, seed=0, *, dtype: str = "float32", like=None,
-                    scale: float = 0.25) -> ClassifierParams:
+                    scale: float | None = None) -> ClassifierParams:
         """Initial parameters from two independent streams spawned from ``seed``,
         in ``like``'s library and device (NumPy by default).
 
-        The equilibrium layer uses :meth:`MonDense.init_params
-        <opsplit.nn.mondense.MonDense.init_params>` with ``A``, ``B`` of scale ``scale``
-        (so ``W`` starts small and the model close to a one-hidden-layer
-        network); the head has Glorot-uniform weights and zero bias (see
-        :meth:`Linear.init_params <opsplit.nn.layers.Linear.init_params>`), a bound
-        2.3 times PyTorch's default ``1/sqrt(width)``, so that the equilibrium
-        layer receives larger gradients early on.
+        Dense layer: :meth:`MonDense.init_params
+        <opsplit.nn.mondense.MonDense.init_params>` with ``A``, ``B`` of scale
+        ``scale`` (default 0.25, so ``W`` starts small and the model close to
+        a one-hidden-layer network); the head has Glorot-uniform weights and
+        zero bias (see :meth:`Linear.init_params
+        <opsplit.nn.layers.Linear.init_params>`), a bound 2.3 times PyTorch's
+        default ``1/sqrt(width)``, so that the equilibrium layer receives
+        larger gradients early on.
 
         Both choices were measured on the mnist-sample split (87 units,
         Adam 1e-3 ÷10 at epoch 10, batch 128, PR with tol 1e-2, seeds 0–7,
@@ -301,33 +474,66 @@ class Classifier:
         93.7–94.1 %); the Glorot head with ``scale=0.5`` 92.7 % / 93.8 %; the
         Glorot head with ``scale=0.25`` 92.8 % / 94.1 % (ranges 92.1–93.7 % /
         93.5–94.6 %).
+
+        Convolutional layers: the layer's own initialisation (PyTorch's
+        ``Conv2d`` default and ``g = h = 1``, as the paper's code; ``scale``
+        must be ``None``) and the Glorot head.
         """
         s_deq, s_head = np.random.SeedSequence(seed).spawn(2)
+        if self.kind == "dense":
+            extra = {"scale": 0.25 if scale is None else scale}
+        elif scale is not None:
+            raise ValueError(f"scale applies to dense layers only, got scale={scale!r} for a "
+                             f"{self.kind} layer")
+        else:
+            extra = {}
         return ClassifierParams(
             self.layer.init_params(np.random.default_rng(s_deq), dtype=dtype, like=like,
-                                   scale=scale),
+                                   **extra),
             self.head.init_params(
                 np.random.default_rng(s_head), dtype=dtype, like=like, scheme="glorot"
             ),
         )
 
     # -- passes -------------------------------------------------------------------
+    def _readout(self, z):
+        """``(features, cache)``: the head's input from the equilibrium state."""
+        if self.kind == "multitier":
+            z = z[-1]
+        pooled = None
+        if self.kind == "conv":
+            z, pooled = self.pool.forward(z)
+        flat, shape = Flatten().forward(z)
+        return flat, (shape, pooled)
+
+    def _readout_backward(self, z, cache, grad_features):
+        """The gradient with respect to the state ``z`` (tuple for multi-tier)."""
+        shape, pooled = cache
+        grad = Flatten().backward(shape, grad_features)
+        if self.kind == "conv":
+            grad = self.pool.backward(pooled, grad)
+        if self.kind == "multitier":
+            xp = namespace(grad)
+            grad = tuple(xp.zeros_like(t) for t in z[:-1]) + (grad,)
+        return grad
+
     def forward(self, params: ClassifierParams, x):
-        """Return ``(logits, cache)`` for a batch ``x`` of shape ``(n, ...)`` with
-        ``prod(...) == in_features``."""
-        flat, shape = Flatten().forward(x)
-        z, state = self.deq.forward(params.deq, flat)
-        logits, head_cache = self.head.forward(params.head, z)
-        return logits, (shape, state, head_cache)
+        """Return ``(logits, cache)`` for a batch ``x`` of shape ``(n, ...)``
+        (see :meth:`check_sample_shape`)."""
+        z, state = self.deq.forward(params.deq, self.equilibrium_input(x))
+        features, readout = self._readout(z)
+        logits, head_cache = self.head.forward(params.head, features)
+        return logits, (tuple(x.shape), state, readout, head_cache)
 
     def backward(self, params: ClassifierParams, cache, grad_logits):
         """Return ``(grads, grad_x, backward_result)`` from ``∂ℓ/∂logits``."""
-        shape, state, head_cache = cache
-        head_grads, grad_z = self.head.backward(params.head, head_cache, grad_logits)
-        deq_grads, grad_flat, result = self.deq.backward(
+        shape, state, readout, head_cache = cache
+        head_grads, grad_features = self.head.backward(params.head, head_cache, grad_logits)
+        grad_z = self._readout_backward(state.z, readout, grad_features)
+        deq_grads, grad_in, result = self.deq.backward(
             params.deq, state, grad_z, return_result=True
         )
-        grad_x = Flatten().backward(shape, grad_flat)
+        grad_x = namespace(grad_in).reshape(grad_in, shape)
         return ClassifierParams(deq_grads, head_grads), grad_x, result
 
     def loss_and_grad(self, params: ClassifierParams, x, labels):
@@ -372,9 +578,18 @@ class Classifier:
                              for k, v in cfg.items() if k != "name")
             return f"{cfg['name']}({args})"
 
-        text = (f"dense monDEQ {layer.in_features} -> {layer.width} -> {self.num_classes} "
-                f"(m={layer.m:g}{', weight norm' if layer.weight_norm else ''}), "
-                f"activation {named(activation_config(deq.activation))}, "
+        if self.kind == "dense":
+            sizes = (f"dense monDEQ {layer.in_features} -> {layer.width} -> {self.num_classes} "
+                     f"(m={layer.m:g}{', weight norm' if layer.weight_norm else ''})")
+        else:
+            what = "single-convolution" if self.kind == "conv" else "multi-tier"
+            readout = "4x4 average pooling" if self.kind == "conv" else "last tier"
+            sizes = (f"{what} monDEQ {layer.in_channels}x{layer.image_shape[0]}x"
+                     f"{layer.image_shape[1]} -> channels {layer.channels} "
+                     f"(k={layer.kernel_size}, m={layer.m:g}) -> {readout} -> "
+                     f"{self.features} -> {self.num_classes}")
+        text = (f"{sizes}, "
+                f"activation {named(activation_config(_inner_activation(deq.activation)))}, "
                 f"method {named(method_config(deq.method))}, tol {deq.tol:g}, "
                 f"maxiter {deq.maxiter}")
         if deq.backward_method is not None:

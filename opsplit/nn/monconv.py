@@ -37,6 +37,7 @@ import numpy as np
 
 from .._backend import check_floating, device, namespace, to_numpy
 from .._validate import check_positive_int
+from ..operators.conv import apply_symbol, apply_to_spectrum, spectrum
 from . import _fourier as fourier
 from .border import BorderMasked
 from .layers import to_backend
@@ -336,11 +337,17 @@ class MonConv(MonotoneLayer):
         frequencies (host)."""
         return self.monotone(params).norm()
 
+    def input_norm(self, params) -> float:
+        r"""An upper bound on :math:`\|x \mapsto U \star x_{\text{pad}}\|_2`: the
+        norm of the circular correlation by ``U`` on the padded grid (exact per
+        frequency; the zero padding is an isometric embedding; host)."""
+        return fourier.SpectralConv(fourier.kernel_symbol(params.U, self.grid), self.grid).norm()
+
     # -- forward pieces -----------------------------------------------------------
     def injection(self, params, x):
         """``U ⋆ pad(x) + b``, shape ``(batch, C, H + 2, W + 2)``."""
         SU = fourier.kernel_symbol(params.U, self.grid)
-        out = fourier.apply_symbol(SU, fourier.pad_ring(x), self.grid)
+        out = apply_symbol(SU, fourier.pad_ring(x), self.grid)
         return out + params.b[:, None, None]
 
     def injection_tangent(self, params, x, tangent: ConvParams | None, dx=None):
@@ -350,12 +357,12 @@ class MonConv(MonotoneLayer):
         out = xp.zeros((x.shape[0], *self.state_shape), dtype=x.dtype, device=device(x))
         if tangent is not None and tangent.U is not None:
             SdU = fourier.kernel_symbol(tangent.U, self.grid)
-            out = out + fourier.apply_symbol(SdU, fourier.pad_ring(x), self.grid)
+            out = out + apply_symbol(SdU, fourier.pad_ring(x), self.grid)
         if tangent is not None and tangent.b is not None:
             out = out + tangent.b[:, None, None]
         if dx is not None:
             SU = fourier.kernel_symbol(params.U, self.grid)
-            out = out + fourier.apply_symbol(SU, fourier.pad_ring(dx), self.grid)
+            out = out + apply_symbol(SU, fourier.pad_ring(dx), self.grid)
         return out
 
     def tangent(self, params, x, z, dparams=None, dx=None):
@@ -432,9 +439,10 @@ class MonConv(MonotoneLayer):
         """
         xp = namespace(r)
         grid, ks = self.grid, (self.kernel_size, self.kernel_size)
-        SA, _, a, beta = self._symbols(params)
-        R = fourier.spectrum(r)
-        P = fourier.cross_spectrum(R, fourier.spectrum(z))
+        a, beta = fro(params.A), fro(params.B)
+        SA = fourier.kernel_symbol(params.A / a, grid)
+        R = spectrum(r)
+        P = fourier.cross_spectrum(R, spectrum(z))
         PH = fourier.conj_t(P)
         T_A = fourier.kernel_gradient(xp.matmul(xp.conj(SA), P + PH), grid, ks)
         T_B = fourier.kernel_gradient(P - PH, grid, ks)
@@ -443,10 +451,11 @@ class MonConv(MonotoneLayer):
         grad_h = inner(T_B, B_u)
         grad_A = unit_grad(params.A, a, -params.g * T_A)
         grad_B = unit_grad(params.B, beta, params.h * T_B)
-        X = fourier.spectrum(fourier.pad_ring(x))
+        X = spectrum(fourier.pad_ring(x))
         grad_U = fourier.kernel_gradient(fourier.cross_spectrum(R, X), grid, ks)
         grad_b = xp.sum(r, axis=(0, 2, 3))
         SU = fourier.kernel_symbol(params.U, grid)
-        grad_x = fourier.crop_ring(fourier.apply_symbol(fourier.conj_t(SU), r, grid))
+        lead = tuple(r.shape[:-3])
+        grad_x = fourier.crop_ring(apply_to_spectrum(fourier.conj_t(SU), R, lead, grid))
         grads = ConvParams(A=grad_A, B=grad_B, U=grad_U, b=grad_b, g=grad_g, h=grad_h)
         return grads, grad_x

@@ -265,6 +265,10 @@ class MonDense(MonotoneLayer):
         forward–backward converges for :math:`\alpha < 2m/L^2`)."""
         return float(np.linalg.norm(to_numpy(self.monotone_matrix(params)).astype(float), 2))
 
+    def input_norm(self, params) -> float:
+        r""":math:`\|U\|_2`, exactly (host)."""
+        return float(np.linalg.norm(to_numpy(params.U).astype(float), 2))
+
     # -- forward pieces -----------------------------------------------------------
     def injection(self, params, x):
         """``x @ Uᵀ + b``, shape ``(batch, width)``: the constant input of the equilibrium."""

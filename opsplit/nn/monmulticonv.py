@@ -56,6 +56,7 @@ from .._backend import device, namespace, to_numpy
 from .._validate import check_positive_int
 from ..operators import BlockLowerTriangular, LinearOperator
 from ..operators.basic import check_trailing
+from ..operators.conv import apply_symbol, apply_to_spectrum, spectrum
 from . import _fourier as fourier
 from .border import BorderMasked
 from .layers import to_backend
@@ -184,14 +185,14 @@ class InterTier(LinearOperator):
 
     def matvec(self, x):
         check_trailing(x, self.in_shape, "x")
-        s = fourier.apply_symbol(self.s_symbol, x, self.grid, 2, 1)
-        y = fourier.apply_symbol(self._a_h, _pad_end(s), self.next_grid, self.q_next)
+        s = apply_symbol(self.s_symbol, x, self.grid, 2, 1)
+        y = apply_symbol(self._a_h, _pad_end(s), self.next_grid, self.q_next)
         return self.coef * y
 
     def rmatvec(self, y):
         check_trailing(y, self.out_shape, "y")
-        w = _crop_end(fourier.apply_symbol(self.a_symbol, y, self.next_grid, self.q_next))
-        x = fourier.apply_symbol(self._s_h, w, self.half_grid, 1, 2)
+        w = _crop_end(apply_symbol(self.a_symbol, y, self.next_grid, self.q_next))
+        x = apply_symbol(self._s_h, w, self.half_grid, 1, 2)
         return self.coef * x
 
     def _like(self, like):
@@ -476,6 +477,11 @@ class MonMultiConv(MonotoneLayer):
             off = max(off, coef * a_norm * n_norm)
         return diag + off
 
+    def input_norm(self, params) -> float:
+        r"""An upper bound on the norm of :math:`x \mapsto (U \star x_{\text{pad}}, 0, …)`:
+        the norm of the correlation by ``U`` on tier 0's grid (host)."""
+        return _conv_norm(params.U, self.grids[0])
+
     # -- forward pieces -----------------------------------------------------------
     def _zeros_like_state(self, like, batch):
         xp = namespace(like)
@@ -487,7 +493,7 @@ class MonMultiConv(MonotoneLayer):
     def injection(self, params, x):
         """``(U ⋆ pad(x) + b, 0, …, 0)``: the injection reaches tier 0 only."""
         SU = fourier.kernel_symbol(params.U, self.grids[0])
-        top = fourier.apply_symbol(SU, fourier.pad_ring(x), self.grids[0]) + params.b[:, None, None]
+        top = apply_symbol(SU, fourier.pad_ring(x), self.grids[0]) + params.b[:, None, None]
         return (top, *self._zeros_like_state(x, x.shape[0])[1:])
 
     def monotone_tangent(self, params, dparams) -> BlockLowerTriangular:
@@ -548,12 +554,12 @@ class MonMultiConv(MonotoneLayer):
         top = xp.zeros((x.shape[0], *self.state_shapes[0]), dtype=x.dtype, device=device(x))
         if dparams is not None and dparams.U is not None:
             SdU = fourier.kernel_symbol(dparams.U, self.grids[0])
-            top = top + fourier.apply_symbol(SdU, fourier.pad_ring(x), self.grids[0])
+            top = top + apply_symbol(SdU, fourier.pad_ring(x), self.grids[0])
         if dparams is not None and dparams.b is not None:
             top = top + dparams.b[:, None, None]
         if dx is not None:
             SU = fourier.kernel_symbol(params.U, self.grids[0])
-            top = top + fourier.apply_symbol(SU, fourier.pad_ring(dx), self.grids[0])
+            top = top + apply_symbol(SU, fourier.pad_ring(dx), self.grids[0])
         dq = (top, *self._zeros_like_state(x, x.shape[0])[1:])
         if dparams is not None and any(getattr(dparams, f) is not None for f in _TUPLE_FIELDS):
             dM = self.monotone_tangent(params, dparams).matvec(z)
@@ -600,8 +606,9 @@ class MonMultiConv(MonotoneLayer):
         ks = (self.kernel_size, self.kernel_size)
         units = self._units(params)
         ct, kgrad, cross = fourier.conj_t, fourier.kernel_gradient, fourier.cross_spectrum
-        R = [fourier.spectrum(ri) for ri in r]
-        Z = [fourier.spectrum(zi) for zi in z]
+        R = [spectrum(ri) for ri in r]  # each reused by every symbol acting on r
+        batch = tuple(r[0].shape[:-3])
+        Z = [spectrum(zi) for zi in z]
         gA, gB, gN = [None] * L, [None] * L, [None] * (L - 1)
         dg, dh, dgn = [None] * L, [None] * L, [None] * (L - 1)
         for i in range(L):
@@ -615,13 +622,13 @@ class MonMultiConv(MonotoneLayer):
             gB[i] = params.h[i] * T_B
         for i in range(L - 1):
             SN = fourier.kernel_symbol(units.N[i], grids[i])
-            Nz = fourier.apply_symbol(SN, z[i], grids[i])
-            Nr = fourier.apply_symbol(SN, r[i], grids[i])
+            Nz = apply_to_spectrum(SN, Z[i], batch, grids[i])
+            Nr = apply_to_spectrum(SN, R[i], batch, grids[i])
             PiNr = _upsample(_subsample(Nr))
             PiNz = _upsample(_subsample(Nz))
             dgn[i] = -xp.sum(PiNr * Nz)
             T_N = kgrad(
-                cross(fourier.spectrum(PiNr), Z[i]) + cross(fourier.spectrum(PiNz), R[i]),
+                cross(spectrum(PiNr), Z[i]) + cross(spectrum(PiNz), R[i]),
                 grids[i],
                 ks,
             )
@@ -630,21 +637,21 @@ class MonMultiConv(MonotoneLayer):
             coef = self._coupling(params, i)
             y = _pad_end(_subsample(Nz))
             SA1 = fourier.kernel_symbol(units.A[i + 1], grids[i + 1])
-            w = fourier.apply_symbol(SA1, r[i + 1], grids[i + 1])
+            w = apply_to_spectrum(SA1, R[i + 1], batch, grids[i + 1])
             v = xp.sum(w * y)
             dg[i + 1] = dg[i + 1] - v * xp.sqrt(params.gn[i] / params.g[i + 1])
             dgn[i] = dgn[i] - v * xp.sqrt(params.g[i + 1] / params.gn[i])
             gA[i + 1] = gA[i + 1] - coef * kgrad(
-                cross(fourier.spectrum(y), R[i + 1]), grids[i + 1], ks
+                cross(spectrum(y), R[i + 1]), grids[i + 1], ks
             )
             up = _upsample(_crop_end(w))
-            gN[i] = gN[i] - coef * kgrad(cross(fourier.spectrum(up), Z[i]), grids[i], ks)
+            gN[i] = gN[i] - coef * kgrad(cross(spectrum(up), Z[i]), grids[i], ks)
         grid0 = grids[0]
-        X = fourier.spectrum(fourier.pad_ring(x))
+        X = spectrum(fourier.pad_ring(x))
         grad_U = kgrad(cross(R[0], X), grid0, ks)
         grad_b = xp.sum(r[0], axis=(0, 2, 3))
         SU = fourier.kernel_symbol(params.U, grid0)
-        grad_x = fourier.crop_ring(fourier.apply_symbol(ct(SU), r[0], grid0))
+        grad_x = fourier.crop_ring(apply_to_spectrum(ct(SU), R[0], batch, grid0))
         grads = MultiConvParams(
             U=grad_U,
             b=grad_b,

@@ -23,7 +23,11 @@ same for every layer; they ask the layer only for what
   gradients (:meth:`~MonotoneLayer.grads`);
 - the strong-monotonicity margin :attr:`~MonotoneLayer.m` of :math:`I - W`
   and a Lipschitz bound (:meth:`~MonotoneLayer.lipschitz`) for choosing
-  step sizes.
+  step sizes, and a bound on the input map's norm
+  (:meth:`~MonotoneLayer.input_norm`) for certificates.
+- the nonlinearity built from the user's activation
+  (:meth:`~MonotoneLayer.nonlinearity`: the activation itself by default,
+  masked to zero on the padding ring by the convolutional layers).
 
 Hidden states are arrays whose first axis is the batch, or tuples of such
 arrays (one block per tier of a multi-tier layer); :meth:`injection`,
@@ -98,6 +102,29 @@ class MonotoneLayer(ABC):
         r"""The adjoint of :meth:`tangent`: from :math:`r = \partial\ell/\partial q`
         (a hidden state), return ``(grads, grad_x)`` with ``grads`` of the
         parameters' type and ``grad_x`` of ``x``'s shape."""
+
+    def input_norm(self, params) -> float:
+        r"""An upper bound on the norm :math:`\|U\|_2` of the input map
+        :math:`x \mapsto U x` (a host float): with the margin ``m`` it bounds the
+        equilibrium's Lipschitz constant in ``x`` by :math:`\|U\|_2/m`
+        (:func:`opsplit.nn.certify_layer`).  A layer that cannot bound it
+        raises ``NotImplementedError`` (the default)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives no bound on the norm of its input map "
+            "(MonotoneLayer.input_norm)"
+        )
+
+    def nonlinearity(self, activation):
+        r"""The nonlinearity :math:`\sigma` of the equilibrium built from the user's
+        ``activation`` (an :class:`~opsplit.prox.activations.Activation`).
+
+        :class:`~opsplit.nn.MonDEQ` always applies the activation through this
+        method, so a layer whose states carry structure the activation must
+        respect (the zero padding ring of the convolutional layers,
+        :class:`~opsplit.nn.border.BorderMasked`) enforces it for every
+        activation.  The default returns ``activation`` unchanged.
+        """
+        return activation
 
     @abstractmethod
     def lipschitz(self, params) -> float:

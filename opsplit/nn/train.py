@@ -26,9 +26,10 @@ from tqdm.auto import tqdm
 from .._backend import device, from_host, namespace, to_numpy
 from .._io import check_writable_dir
 from .._validate import check_positive_int
+from .augment import random_crop_flip
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import Dataset
-from .layers import Flatten, accuracy_count
+from .layers import accuracy_count
 from .model import Classifier, ClassifierParams
 from .optim import Adam, ConstantSchedule
 
@@ -92,6 +93,8 @@ def blas_threads(threads, model: Classifier, batch_size: int) -> int | None:
     if threads is None:
         return None
     if threads == "auto":
+        if model.kind != "dense":
+            return 1
         layer = model.layer
         work = batch_size * layer.width * max(layer.width, layer.in_features)
         return 1 if work < THREADS_WORK_THRESHOLD else None
@@ -128,10 +131,10 @@ def tune_alpha(model: Classifier, params: ClassifierParams, x, *, max_alpha: flo
     trace : list of (alpha, iterations)
         Every probe, in order.
     """
-    flat, _ = Flatten().forward(x)
+    inputs = model.equilibrium_input(x)
 
     def probe(alpha):
-        _, state = model.deq.with_step(alpha).forward(params.deq, flat)
+        _, state = model.deq.with_step(alpha).forward(params.deq, inputs)
         return state.result.iterations
 
     alpha = float(max_alpha)
@@ -272,6 +275,7 @@ def fit(
     eval_batch_size: int = 1000,
     config: dict | None = None,
     threads="auto",
+    augment: bool = False,
     log=None,
 ) -> FitHistory:
     """Train ``model`` from ``params`` on ``data`` for ``epochs`` epochs.
@@ -285,7 +289,9 @@ def fit(
         Initial parameters; their library, device and dtype are used for
         the whole run (the data are copied there once).
     data : Dataset
-        Host arrays; ``data.features`` must equal the layer's ``in_features``.
+        Host arrays whose samples fit the model
+        (:meth:`Classifier.check_sample_shape
+        <opsplit.nn.model.Classifier.check_sample_shape>`).
     epochs : int
         Total number of epochs, ``>= 1`` (with ``resume``, including those
         already done).
@@ -324,6 +330,14 @@ def fit(
         BLAS threads during the run (see :func:`blas_threads`): ``"auto"``
         (default) chooses one thread for small models, ``None`` leaves the
         library's setting.  Restored when :func:`fit` returns.
+    augment : bool
+        Augment every training batch as the monDEQ paper does for its large
+        CIFAR-10 models: a random crop of the image padded by 4 pixels and a
+        horizontal flip with probability 1/2
+        (:func:`~opsplit.nn.augment.random_crop_flip`), the padding black
+        before standardisation (``-mean/std`` per channel), drawn from the
+        run's seeded generator after the batch's shuffle, so that the same
+        seed, and a resumed run, give the same batches bit for bit.
     log : callable, optional
         Called with each line of the per-epoch table (``print`` for the CLI).
 
@@ -338,11 +352,10 @@ def fit(
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     eval_batch_size = check_positive_int(eval_batch_size, "eval_batch_size")
-    if data.features != model.layer.in_features:
-        raise ValueError(
-            f"data has {data.features} features per sample {data.image_shape} but the "
-            f"model expects in_features={model.layer.in_features}"
-        )
+    model.check_sample_shape(data.image_shape, "data")
+    if augment and len(data.image_shape) != 3:
+        raise ValueError(f"augment needs images (channels, H, W), data has samples of shape "
+                         f"{data.image_shape}")
     if data.num_classes != model.num_classes:
         raise ValueError(
             f"data has {data.num_classes} classes but the model has {model.num_classes}"
@@ -352,7 +365,7 @@ def fit(
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
     extra = dict(config or {})
-    reserved = sorted({"model", "seed"} & set(extra))
+    reserved = sorted({"model", "seed", "augment"} & set(extra))
     if reserved:
         raise ValueError(f"config must not set {reserved}: fit records them itself")
     model.layer.check_params(params.deq)
@@ -365,12 +378,23 @@ def fit(
                     optimizer=Adam() if optimizer is None else optimizer, schedule=schedule,
                     seed=seed, tune=tune, max_alpha=max_alpha, checkpoint_dir=checkpoint_dir,
                     resume=resume, progress=progress, eval_batch_size=eval_batch_size,
-                    run_config={"model": model.config(), **extra, "seed": seed},
+                    fill=_black(data) if augment else None,
+                    run_config={"model": model.config(), **extra, "seed": seed,
+                                "augment": bool(augment)},
                     say=log if log is not None else (lambda line: None))
 
 
+def _black(data: Dataset):
+    """The standardised value of a black pixel, per channel: the augmentation's padding."""
+    channels = data.image_shape[0]
+    mean = np.broadcast_to(np.asarray(data.mean, dtype=np.float64), (channels,))
+    std = np.broadcast_to(np.asarray(data.std, dtype=np.float64), (channels,))
+    return -mean / std
+
+
 def _fit(model, params, data, *, epochs, batch_size, optimizer, schedule, seed, tune, max_alpha,
-         checkpoint_dir, resume, progress, eval_batch_size, run_config, say) -> FitHistory:
+         checkpoint_dir, resume, progress, eval_batch_size, fill, run_config,
+         say) -> FitHistory:
     schedule = ConstantSchedule(optimizer.lr) if schedule is None else schedule
     like = params.head.weight
     x_train = from_host(data.x_train, like)
@@ -424,6 +448,8 @@ def _fit(model, params, data, *, epochs, batch_size, optimizer, schedule, seed, 
             rows = from_host(order[b * batch_size:(b + 1) * batch_size], like, "int64")
             xb = xp.take(x_train, rows, axis=0)
             yb = xp.take(y_train, rows, axis=0)
+            if fill is not None:
+                xb = random_crop_flip(xb, rng, padding=4, fill=fill)
             if b in tune_at:
                 model = model.with_alpha(tune_alpha(model, params, xb, max_alpha=max_alpha)[0])
             lr = schedule(epoch + b / num_batches)
