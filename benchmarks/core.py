@@ -19,7 +19,8 @@ repetitions (medians over repetitions):
 * ``solve``: :func:`opsplit.solve` with ``maxiter=K`` and a tolerance it
   never reaches, its whole wall time divided by ``K`` (validation, start and
   result included), with residuals copied to the host every iteration
-  (``check_every=1``) and once at the end (``check_every=K``).
+  (``check_every=1``) and once at the end (``check_every=K``), and with
+  ``record="checks"`` (``check_every=K``: no residual between checks).
 
 The ratio ``solve / bare`` is the overhead factor (target ≤ 1.2).  The
 script also solves to a relative residual of ``--tol`` (1e-8 in float64,
@@ -117,7 +118,7 @@ def measure(xp, sync, problem, method, M, c, *, iters: int, repeats: int):
         for _ in range(iters):
             state = method.update(prepared, state)
 
-    def solve(check_every):
+    def solve(check_every, record="every"):
         return ops.solve(
             problem,
             method,
@@ -126,19 +127,21 @@ def measure(xp, sync, problem, method, M, c, *, iters: int, repeats: int):
             maxiter=iters,
             prepared=prepared,
             check_every=check_every,
+            record=record,
             divergence_ratio=1e300,
         )
 
     for warm in (bare, update_loop, lambda: solve(1)):  # warm-up
         warm()
-    samples = {"bare": [], "update": [], "solve1": [], "solveK": []}
+    samples = {"bare": [], "update": [], "solve1": [], "solveK": [], "solveKc": []}
     for _ in range(repeats):
         samples["bare"].append(time_loop(bare, iters, sync))
         samples["update"].append(time_loop(update_loop, 1, sync) / iters)
         samples["solve1"].append(time_loop(lambda: solve(1), 1, sync) / iters)
         samples["solveK"].append(time_loop(lambda: solve(iters), 1, sync) / iters)
+        samples["solveKc"].append(time_loop(lambda: solve(iters, "checks"), 1, sync) / iters)
     med = {k: statistics.median(v) for k, v in samples.items()}
-    for key in ("update", "solve1", "solveK"):
+    for key in ("update", "solve1", "solveK", "solveKc"):
         med["ratio_" + key] = statistics.median(
             s / b for s, b in zip(samples[key], samples["bare"], strict=True)
         )
@@ -249,7 +252,7 @@ def run(args) -> int:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     header = (
         "| method | step | bare ms | update ms | solve ms | ratio solve/bare | "
-        "ratio (check_every=K) | ratio update/bare | "
+        "ratio (check_every=K) | ratio (check_every=K, record=checks) | ratio update/bare | "
         f"iterations to {args.tol:g} | time to {args.tol:g} (s) | prepare (s) | "
         "fixed-point error |"
     )
@@ -274,7 +277,7 @@ def run(args) -> int:
         rows.append(
             f"| {name} | {method.step:.4g} | {med['bare'] * 1e3:.3f} | "
             f"{med['update'] * 1e3:.3f} | {med['solve1'] * 1e3:.3f} | "
-            f"{med['ratio_solve1']:.3f} | {med['ratio_solveK']:.3f} | "
+            f"{med['ratio_solve1']:.3f} | {med['ratio_solveK']:.3f} | {med['ratio_solveKc']:.3f} | "
             f"{med['ratio_update']:.3f} | {res.iterations}{converged} | {t_solve:.3f} | "
             f"{t_prep:.3f} | {fixed_point_error(xp, M, c, res.x):.1e} |"
         )

@@ -36,6 +36,13 @@ and the process's CPU time (``time.process_time``; the work is single-threaded
 at one BLAS thread, so on a machine shared with other jobs the CPU time is the
 figure that load distorts least, and the ratios use it).
 
+Every iteration allocates a few arrays of the state's size (about 25 MiB in
+float32); with glibc's defaults the kernel hands them fresh pages again and
+again.  To see the figures without that cost, keep freed memory in the process::
+
+    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 \
+        python benchmarks/mondeq_conv.py
+
 Usage::
 
     python benchmarks/mondeq_conv.py

@@ -40,14 +40,18 @@ class SolveResult:
     iterations : int
         Number of iterations taken.
     history : numpy.ndarray
-        One fixed-point residual per iteration (relative unless the solve
-        was absolute; the batch maximum when batched), on the host.
+        The fixed-point residual (relative unless the solve was absolute; the
+        batch maximum when batched) at each recorded iteration, on the host.
     history_abs : numpy.ndarray or None
-        The absolute residual ``‖z_k - z_{k-1}‖`` per iteration (batch
-        maximum): it grows when a run diverges, while the relative one levels
-        off near 1.  Rate fits use it.
+        The absolute residual ``‖z_k - z_{k-1}‖`` at the same iterations
+        (batch maximum): it grows when a run diverges, while the relative one
+        levels off near 1.  Rate fits use it.
+    history_iterations : numpy.ndarray
+        The iteration (counted from 1) of each entry of ``history``: every
+        iteration, ``1, 2, ..., iterations``, unless the solve recorded only
+        its checks (``record="checks"``).  Given as ``None``, it is the former.
     times : numpy.ndarray
-        Wall time in seconds since the start, at each iteration.
+        Wall time in seconds since the start, at each recorded iteration.
     residuals : numpy.ndarray
         The final per-sample residuals (shape: the batch shape).
     wall_time : float
@@ -81,12 +85,32 @@ class SolveResult:
     wall_time: float
     state: Any = field(repr=False, default=None)
     history_abs: np.ndarray | None = field(repr=False, default=None)
+    history_iterations: np.ndarray | None = field(repr=False, default=None)
     # Computed on first access: the certificate and the bound cost an eigenvalue
     # problem or a few operator applications, which a training loop that never
     # reads them should not pay.
     _certify_fn: Callable[[], Any] | None = field(default=None, repr=False)
     _error_bound_fn: Callable[[float], np.ndarray | None] | None = field(default=None,
                                                                          repr=False)
+
+    def __post_init__(self):
+        if self.history_iterations is None:
+            self.history_iterations = np.arange(1, np.size(self.history) + 1)
+        elif np.shape(self.history_iterations) != np.shape(self.history):
+            raise ValueError(
+                f"history_iterations has shape {np.shape(self.history_iterations)}, "
+                f"history {np.shape(self.history)}: one iteration per entry"
+            )
+
+    @property
+    def history_per_iteration(self) -> np.ndarray:
+        """``history`` spread over iterations ``1, ..., iterations``: entry
+        ``k - 1`` is the residual of iteration ``k``, NaN where none was
+        recorded (between the checks of a ``record="checks"`` solve)."""
+        dense = np.full(max(self.iterations, int(np.max(self.history_iterations, initial=0))),
+                        np.nan)
+        dense[np.asarray(self.history_iterations, dtype=np.int64) - 1] = self.history
+        return dense
 
     @functools.cached_property
     def certificate(self) -> Certificate:

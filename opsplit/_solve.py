@@ -12,7 +12,7 @@ from ._backend import check_floating, namespace, to_numpy
 from ._certify import certify, error_bound, operator_lipschitz, operator_margin
 from ._result import SolveResult, Status
 from ._validate import check_positive, check_positive_int, check_real
-from ._vectors import batch_sq_norms, dtype_of, first_array, is_tuple
+from ._vectors import batch_sq_norms, dtype_of, first_array, is_tuple, sub
 from .problems import Inclusion
 from .splitting import SplittingMethod, State
 
@@ -42,6 +42,7 @@ def solve(
     maxiter: int = 1000,
     relative: bool = True,
     check_every: int | str = 1,
+    record: str = "every",
     callback=None,
     state: State | None = None,
     prepared=None,
@@ -66,9 +67,11 @@ def solve(
         r_k = \|z_{k} - z_{k-1}\| \quad(\text{absolute}),
 
     per sample, with ``z`` the method's governing variable and ``ε`` the
-    dtype's machine epsilon; ``history[k]`` is its maximum over the batch
-    and ``history_abs[k]`` that of the absolute residual (kept beside the
-    relative one: a diverging run shows in it).
+    dtype's machine epsilon; ``history`` holds its maximum over the batch
+    and ``history_abs`` that of the absolute residual (kept beside the
+    relative one: a diverging run shows in it), at the iterations
+    ``history_iterations`` (every iteration, or only the checked ones with
+    ``record="checks"``).
 
     Where the governing variable may oscillate while the solution converges
     (Peaceman–Rachford when no positive margin is known), the solve also
@@ -101,6 +104,18 @@ def solve(
         two checks predicts the tolerance is met (at most double the last
         gap, at most 64 iterations apart): few checks, and few iterations
         past convergence, on linearly converging runs.
+    record : {"every", "checks"}
+        Which residuals to compute: at every iteration (``"every"``, the
+        full history for rate studies and plots), or only at the checks and
+        the last iteration (``"checks"``: between checks the iteration does
+        no work beyond the method's own, since :math:`z_k - z_{k-1}` is
+        formed from the previous ``z``, kept by reference, only when a check
+        needs it).  Convergence, non-finite values and the callback are
+        decided on the same residuals, so a converging solve ends with the
+        same solution, iteration count and status; divergence is judged
+        against the smallest residual *recorded*, so it may be declared at a
+        later check.  ``history`` then holds the residuals of the checked
+        iterations.
     callback : callable, optional
         ``callback(iteration, residual, state)`` at each check; a true
         return value stops the solve with status ``CALLBACK``.
@@ -148,6 +163,8 @@ def solve(
     maxiter = check_positive_int(maxiter, "maxiter")
     if check_every != "auto":
         check_every = check_positive_int(check_every, "check_every")
+    if record not in ("every", "checks"):
+        raise ValueError(f"record must be 'every' or 'checks', got {record!r}")
     divergence_ratio = check_positive(divergence_ratio, "divergence_ratio")
     if margin is not None:
         margin = check_real(margin, "margin", minimum=0)
@@ -173,9 +190,11 @@ def solve(
 
     history: list[float] = []
     history_abs: list[float] = []
+    recorded: list[int] = []  # the iteration of each history entry
     times: list[float] = []
     # Per-sample squared norms stay on the device until a check copies them.
     pending_delta = []
+    every = record == "every"
     best_abs, best_at = math.inf, 0
     status = Status.MAX_ITER
     per_sample = None
@@ -185,16 +204,25 @@ def solve(
     next_solution_check = 1
     last_checks: list[tuple[int, float]] = []
     while iteration < maxiter:
+        previous = state.z  # a reference: z_k - z_{k-1} is formed only when needed
         state = method.update(prepared, state)
         iteration += 1
-        pending_delta.append(batch_sq_norms(state.delta, batch_ndim))
-        if iteration < next_check and iteration < maxiter:
+        at_check = iteration >= next_check or iteration >= maxiter
+        if every or at_check:
+            delta = state.delta
+            if delta is None:  # a method that forms z_k - z_{k-1} only for the residual
+                delta = sub(state.z, previous)
+            pending_delta.append(batch_sq_norms(delta, batch_ndim))
+        if not at_check:
             continue
+        if state.delta is None:  # the final state carries it (certificates, bounds)
+            state = state._replace(delta=delta)
 
         # ‖z‖ is taken once per check: exact for the stopping decision, and the
         # scale of the residuals recorded since the last check.
         sq_z = batch_sq_norms(state.z, batch_ndim) if relative else None
         abs_res, rel_res = _residuals_to_host(xp, pending_delta, sq_z, eps)
+        recorded.extend(range(iteration - len(pending_delta) + 1, iteration + 1))
         pending_delta.clear()
         per_sample = rel_res[-1]
         batch_rel = rel_res.reshape(len(rel_res), -1).max(axis=1)
@@ -213,7 +241,7 @@ def solve(
             break
         k = int(np.argmin(batch_abs))
         if batch_abs[k] < best_abs:
-            best_abs, best_at = float(batch_abs[k]), len(history_abs) - len(batch_abs) + k + 1
+            best_abs, best_at = float(batch_abs[k]), recorded[len(recorded) - len(batch_abs) + k]
         if batch_abs[-1] > divergence_ratio * max(best_abs, np.finfo(np.float64).tiny):
             status = Status.DIVERGED
             growth = batch_abs[-1] / max(best_abs, np.finfo(np.float64).tiny)
@@ -266,6 +294,7 @@ def solve(
         iterations=iteration,
         history=history_arr,
         history_abs=np.asarray(history_abs, dtype=np.float64),
+        history_iterations=np.asarray(recorded, dtype=np.int64),
         times=np.asarray(times, dtype=np.float64),
         residuals=residuals,
         wall_time=wall,

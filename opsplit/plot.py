@@ -41,7 +41,9 @@ def residuals(results, labels=None, *, against="iterations", tol=None, residual=
     """Residual histories of several solves on one semilog axis.
 
     A run that did not converge says why in its legend entry; a diverged or
-    non-finite run ends in a cross.  A suffix that every label shares (such
+    non-finite run ends in a cross.  Each residual is drawn at its iteration
+    (``history_iterations``: a solve with ``record="checks"`` has points at
+    its checks only, joined by lines).  A suffix that every label shares (such
     as ``" (alpha 1)"``) is shown once, as the legend's title.
 
     Parameters
@@ -105,7 +107,7 @@ def residuals(results, labels=None, *, against="iterations", tol=None, residual=
     fig, ax = _axes(ax, figsize)
     for res, label in zip(results, labels):
         h = np.asarray(res.history if residual == "relative" else res.history_abs, dtype=float)
-        x = np.arange(1, h.size + 1) if against == "iterations" else np.asarray(res.times)
+        x = np.asarray(res.history_iterations if against == "iterations" else res.times)
         ok = np.isfinite(h) & (h > 0)
         status = "" if res.success else f" ({res.status.value})"
         name = label[: len(label) - len(suffix)] if suffix else label

@@ -305,7 +305,7 @@ def test_commands_validate_arguments_before_any_work(checkpoint, capsys, tmp_pat
     # a data set that does not fit the model is rejected before the certificate is printed
     assert main(["check", str(path), "--data", "mnist-sample"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and "has 784 features per image" in captured.err
+    assert captured.out == "" and "--data mnist-sample has 784 features per sample" in captured.err
     for bad in (["--samples", "0"], ["--eps", "x"]):
         with pytest.raises(SystemExit):
             main(["check", str(path), *bad])

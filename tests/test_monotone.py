@@ -55,7 +55,7 @@ def test_adjoint_problem_reuses_the_forward_precomputation_as_transposed_views()
     M = monotone_matrix(n, 3)
     c = np.arange(n, dtype=float)
     L = ops.Dense(M)
-    P = ops.operators.precompute(L, step, forward=True)
+    P = ops.operators.precompute(L, step, reflection=True, forward=True)
     Ft = ops.LinearMonotone(L.H, c, precomputed=P.H)
     y = np.linspace(-1, 1, n)
     p = np.linalg.solve(np.eye(n) + step * M.T, y - step * c)
@@ -120,7 +120,7 @@ def test_one_inverse_per_parameter_update_for_forward_and_adjoint_problems(count
     M = 2.0 * np.eye(n) + 0.5 * (monotone_matrix(n, 4) - monotone_matrix(n, 4).T)
     c = np.random.default_rng(5).standard_normal((3, n))
     L = ops.Dense(M)
-    P = ops.operators.precompute(L, step, forward=True)
+    P = ops.operators.precompute(L, step, reflection=True, forward=True)
     assert len(count_inverses) == 1
     zero = ops.Subdifferential(ops.prox.Zero())
     forward = ops.Inclusion(ops.LinearMonotone(L, c, precomputed=P), zero)
@@ -138,6 +138,50 @@ def test_one_inverse_per_parameter_update_for_forward_and_adjoint_problems(count
     # without a precomputation each resolvent pair inverts once, not twice
     ops.LinearMonotone(L, c).resolvents(step)
     assert len(count_inverses) == 2
+
+
+def test_precompute_builds_only_the_maps_asked_for():
+    n, step = 5, 0.5
+    M = monotone_matrix(n, 7)
+    L = ops.Dense(M)
+    inverse = np.linalg.inv(np.eye(n) + step * M)
+    P = ops.operators.precompute(L, step)  # the resolvent only: no Cayley matrix
+    assert P.cayley is None and P.forward is None
+    np.testing.assert_allclose(P.inverse.to_dense(), inverse, atol=1e-12)
+    R = ops.operators.precompute(L, step, resolvent=False, reflection=True)
+    np.testing.assert_allclose(R.cayley.to_dense(), 2 * inverse - np.eye(n), atol=1e-12)
+    assert R.forward is None
+    Fw = ops.operators.precompute(L, step, resolvent=False, forward=True)
+    assert Fw.inverse is None and Fw.cayley is None
+    np.testing.assert_allclose(Fw.forward.to_dense(), np.eye(n) - step * M, atol=1e-12)
+    # a precomputation without the Cayley map still gives the right reflection
+    c = np.arange(n, dtype=float)
+    y = np.linspace(-1, 1, n)
+    F = ops.LinearMonotone(L, c, precomputed=P)
+    p = np.linalg.solve(np.eye(n) + step * M, y - step * c)
+    np.testing.assert_allclose(F.reflected_resolvent(step)(y), 2 * p - y, atol=1e-12)
+
+
+def test_methods_declare_the_maps_of_A_they_apply():
+    assert ops.PeacemanRachford.applies_A == ("reflection",)
+    assert ops.DouglasRachford.applies_A == ("resolvent",)
+    assert ops.ForwardBackward.applies_A == ("forward",)
+
+
+def test_peaceman_rachford_takes_both_maps_of_B_from_one_inversion(count_inverses):
+    # J_B and R_B of a linear B come from one resolvents() call: two inversions
+    # for the whole prepare (one for A, one for B), not three.
+    n, step = 4, 0.5
+    zero_c = np.zeros(n)
+    A = ops.LinearMonotone(ops.Dense(monotone_matrix(n, 1)), zero_c + 1.0)
+    B = ops.LinearMonotone(ops.Dense(monotone_matrix(n, 2)), zero_c)
+    prepared = ops.PeacemanRachford(step=step).prepare(ops.Inclusion(A, B))
+    assert len(count_inverses) == 2
+    y = np.linspace(-1, 1, n)
+    MB = B.op.matrix
+    j = np.linalg.solve(np.eye(n) + step * MB, y)
+    np.testing.assert_allclose(prepared.of_B(y), j, atol=1e-12)
+    np.testing.assert_allclose(prepared.reflect_B(y), 2 * j - y, atol=1e-12)
 
 
 def test_scaling_keeps_capabilities_by_type():

@@ -120,8 +120,8 @@ def test_heads_follow_the_paper():
     assert multi.kind == "multitier" and multi.head.in_features == 32 * 9 * 9  # last tier 9x9
     assert isinstance(multi.layer, MonMultiConv) and isinstance(conv.layer, MonConv)
     # the border nonlinearity wraps the activation (once)
-    assert isinstance(conv.deq.activation, BorderMasked)
-    assert not isinstance(conv.deq.activation.activation, BorderMasked)
+    assert isinstance(conv.deq.nonlinearity, BorderMasked)
+    assert not isinstance(conv.deq.nonlinearity.activation, BorderMasked)
 
 
 @pytest.mark.parametrize("kind", ["conv", "multitier"])

@@ -180,18 +180,21 @@ def test_methods_agree_and_operators_are_shared():
 PRECOMPUTATION_CASES = {
     # (forward method, backward method) -> (inversions, Cayley matrices, forward-step matrices)
     "PR": ((ops.PeacemanRachford(0.7), None), (1, 1, 0)),
-    "DR": ((ops.DouglasRachford(0.7), None), (1, 1, 0)),
+    "DR": ((ops.DouglasRachford(0.7), None), (1, 0, 0)),  # no Cayley matrix: DR never applies it
+    "DR+PR same step": ((ops.DouglasRachford(0.7), ops.PeacemanRachford(0.7)), (1, 1, 0)),
     "FB": ((ops.ForwardBackward(0.05), None), (0, 0, 1)),
     "PR+FB same step": ((ops.PeacemanRachford(0.05), ops.ForwardBackward(0.05)), (1, 1, 1)),
-    "PR+DR other step": ((ops.PeacemanRachford(0.7), ops.DouglasRachford(0.3)), (2, 2, 0)),
+    "PR+DR other step": ((ops.PeacemanRachford(0.7), ops.DouglasRachford(0.3)), (2, 1, 0)),
 }
 
 
 @pytest.mark.parametrize("case", sorted(PRECOMPUTATION_CASES))
 def test_one_precomputation_per_parameter_update(case, monkeypatch):
-    """prepare + forward + backward + jvp form each n×n matrix once: one inverse
-    and one Cayley matrix per step size (none for forward–backward, which gets
-    one forward-step matrix), the adjoint problem using their transposed views.
+    """prepare + forward + backward + jvp form each n×n matrix once, and only those
+    the methods apply (their ``applies_A``): one inverse per step size for
+    Peaceman–Rachford and Douglas–Rachford, a Cayley matrix only for
+    Peaceman–Rachford, one forward-step matrix only for forward–backward; the
+    adjoint problem uses their transposed views.
     Counted by recording every inversion and every Dense built, and matching
     the built matrices against independently computed ones."""
     (method, backward_method), (n_inv, n_cayley, n_forward) = PRECOMPUTATION_CASES[case]
@@ -404,3 +407,38 @@ def test_bad_inputs_raise_clear_errors():
     z, state = deq.forward(p, x)
     with pytest.raises(ValueError, match="grad_z"):
         deq.backward(p, state, z[:, :-1])
+
+
+@pytest.mark.parametrize("name", ["PR", "DR", "FB"])
+def test_recording_only_checks_gives_the_same_equilibrium_and_gradients(name):
+    """MonDEQ records residuals at its checks only (record="checks", the default):
+    the same iterates, iteration counts and gradients as record="every", with one
+    history entry per check."""
+    layer, p, x = make_case(m=0.5)
+    method = {"PR": ops.PeacemanRachford(1.0), "DR": ops.DouglasRachford(1.0),
+              "FB": ops.ForwardBackward(fb_step(layer, p))}[name]
+    g = np.random.default_rng(3).standard_normal((BATCH, WIDTH))
+    runs = {}
+    for record in ("checks", "every"):
+        deq = nn.MonDEQ(layer, method=method, tol=1e-8, maxiter=3000, record=record)
+        z, state = deq.forward(p, x)
+        grads, grad_x, bw = deq.backward(p, state, g, return_result=True)
+        runs[record] = (z, state.result, grads, grad_x, bw)
+    assert nn.MonDEQ(layer).record == "checks"
+    (z_c, fw_c, gr_c, gx_c, bw_c), (z_e, fw_e, gr_e, gx_e, bw_e) = runs["checks"], runs["every"]
+    np.testing.assert_array_equal(z_c, z_e)
+    np.testing.assert_array_equal(gx_c, gx_e)
+    for a, b in zip(gr_c, gr_e):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    for c, e in ((fw_c, fw_e), (bw_c, bw_e)):
+        assert c.success and (c.iterations, c.status) == (e.iterations, e.status)
+        assert c.history.size < e.history.size == e.iterations
+        assert c.history_iterations[-1] == c.iterations
+        np.testing.assert_allclose(c.history, e.history[c.history_iterations - 1], rtol=1e-12)
+    # the per-iteration view the training curves use: NaN where nothing was recorded
+    dense = fw_c.history_per_iteration
+    assert dense.shape == (fw_c.iterations,)
+    np.testing.assert_array_equal(np.flatnonzero(np.isfinite(dense)) + 1, fw_c.history_iterations)
+    with pytest.raises(ValueError, match="record"):
+        nn.MonDEQ(layer, record="sometimes")

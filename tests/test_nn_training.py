@@ -287,7 +287,7 @@ ACTIVATION_CASES = {
 OPTIONS = {
     "m": 0.7, "weight_norm": True, "tol": 1e-3, "maxiter": 77, "num_classes": 4,
     "backward_method": ops.DouglasRachford(step=0.29, relaxation=0.6),
-    "backward_tol": 2e-3, "backward_maxiter": 55, "check_every": 3,
+    "backward_tol": 2e-3, "backward_maxiter": 55, "check_every": 3, "record": "every",
 }
 
 

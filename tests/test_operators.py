@@ -529,7 +529,7 @@ def test_precompute_and_its_adjoint_match_the_dense_steps(name, backend, dtype):
     """inverse, Cayley map and forward step of ``L`` and of ``Lᴴ`` (through ``P.H``)."""
     op, like = make(name, backend, dtype)
     step = B_SHIFT
-    P = precompute(op, step, forward=True)
+    P = precompute(op, step, reflection=True, forward=True)
     L = reference_dense(op)
     eye = np.eye(L.shape[0])
     tol = rtol_for(dtype)

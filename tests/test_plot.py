@@ -181,3 +181,19 @@ def test_verifying_page_examples_run():
     # Figures the page shows are committed.
     for name in ("verify_residuals.png", "verify_rates.png", "verify_sweep.png"):
         assert (page.parent / "_static" / name).is_file()
+
+
+def test_residuals_recorded_at_checks_are_drawn_at_their_iterations(problem):
+    prob, m, L = problem
+    method = ops.ForwardBackward(m / L**2)
+    every = ops.solve(prob, method, np.zeros(2), tol=1e-10, maxiter=300, check_every=7)
+    checks = ops.solve(prob, method, np.zeros(2), tol=1e-10, maxiter=300, check_every=7,
+                       record="checks")
+    assert checks.history.size < every.history.size
+    fig = plot.residuals([every, checks], labels=["every", "checks"], residual="relative")
+    lines = [ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")]
+    x = np.asarray(lines[1].get_xdata())
+    np.testing.assert_array_equal(x, checks.history_iterations)
+    assert x[0] == 7 and x[-1] == checks.iterations  # not 1, 2, 3, ...
+    # the points lie on the every-iteration curve
+    np.testing.assert_allclose(lines[1].get_ydata(), every.history[x - 1], rtol=1e-12)

@@ -270,3 +270,22 @@ def test_step_study_labels_come_from_the_registry():
     assert study.m == pytest.approx(1.0) and study.L == pytest.approx(math.sqrt(5.0))
     assert study.bound("PR", 0.5) == ops.PeacemanRachford(0.5).contraction(1.0, math.sqrt(5.0))
     assert "FB bound contracts for α < 2m/L² = 0.4" in study.table()
+
+
+def test_rate_of_a_history_recorded_at_checks_is_per_iteration():
+    """A solve that recorded only its checks (every 5th iteration) has the same
+    rate per iteration as one that recorded every iteration, not its fifth power."""
+    rng = np.random.default_rng(4)
+    M, m, L = _random_monotone(rng)
+    c = rng.standard_normal((3, M.shape[0]))
+    prob = ops.Inclusion(ops.LinearMonotone(ops.Dense(M), c), ops.Subdifferential(NonNegative()))
+    meth = ops.PeacemanRachford(1 / L)
+    every = ops.solve(prob, meth, np.zeros(c.shape), tol=1e-10, maxiter=3000)
+    checks = ops.solve(prob, meth, np.zeros(c.shape), tol=1e-10, maxiter=3000, check_every=5,
+                       record="checks")
+    assert checks.history.size <= every.history.size / 4
+    full, sparse = fit_rate(every), fit_rate(checks)
+    assert abs(sparse.rate - full.rate) < 0.02, (sparse, full)
+    assert compare_rate(checks, meth, m, L).consistent
+    # the same values read as consecutive iterations would give the fifth power
+    assert fit_rate(checks.history_abs).rate < full.rate ** 4

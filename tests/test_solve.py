@@ -585,3 +585,111 @@ def test_auto_check_cadence_stops_like_every_iteration():
         np.testing.assert_allclose(auto.history[at[:-1]], every.history[at[:-1]], rtol=1e-12)
     with pytest.raises(TypeError, match="check_every"):
         ops.solve(problem, ops.PeacemanRachford(), x0, check_every="sometimes")
+
+
+# -- record="checks": residuals only where the driver checks ------------------------
+RECORD_METHODS = {
+    "FB": lambda M: ops.ForwardBackward(step=safe_fb_step(M, 0.5)),
+    "PR": lambda M: ops.PeacemanRachford(step=1.0),
+    "DR": lambda M: ops.DouglasRachford(step=1.0),
+    "DR-relaxed": lambda M: ops.DouglasRachford(step=0.7, relaxation=1.5),
+}
+
+
+@pytest.mark.parametrize("check_every", [1, 5, "auto"])
+@pytest.mark.parametrize("name", sorted(RECORD_METHODS))
+def test_recording_only_checks_changes_no_decision(backend, name, check_every):
+    problem, x0, M, c = mondeq_problem(backend)
+    method = RECORD_METHODS[name](M)
+    kwargs = dict(tol=1e-10, maxiter=5000, check_every=check_every)
+    checked = []
+    every = ops.solve(problem, method, x0, **kwargs)
+    only = ops.solve(problem, method, x0, record="checks",
+                     callback=lambda k, r, s: checked.append(k), **kwargs)
+    assert every.success and only.success
+    assert (only.iterations, only.status) == (every.iterations, every.status)
+    np.testing.assert_array_equal(backend.to_numpy(only.x), backend.to_numpy(every.x))
+    # one entry per check (the callback saw all but the last) at those iterations
+    np.testing.assert_array_equal(only.history_iterations, checked + [only.iterations])
+    np.testing.assert_array_equal(every.history_iterations, np.arange(1, every.iterations + 1))
+    at = only.history_iterations - 1
+    np.testing.assert_allclose(only.history, every.history[at], rtol=1e-12)
+    np.testing.assert_allclose(only.history_abs, every.history_abs[at], rtol=1e-12)
+    np.testing.assert_allclose(only.residuals, every.residuals, rtol=1e-12)
+    if check_every == 1:
+        assert only.history.size == only.iterations
+    else:
+        assert only.history.size < only.iterations / 2
+    # the final state carries z_k - z_{k-1}: the error bounds agree, and the
+    # absolute residual is its norm
+    delta = backend.to_numpy(only.state.delta)
+    np.testing.assert_allclose(delta, backend.to_numpy(every.state.delta), rtol=1e-12,
+                               atol=1e-15)
+    assert np.isclose(np.linalg.norm(delta, axis=-1).max(), only.history_abs[-1], rtol=1e-9)
+    np.testing.assert_allclose(only.error_bound, every.error_bound, rtol=1e-12)
+    # the bound holds against the equilibrium solved to rounding
+    ref = ops.solve(problem, ops.PeacemanRachford(step=1.0), x0, tol=1e-14, maxiter=20000)
+    err = np.linalg.norm(backend.to_numpy(only.x) - backend.to_numpy(ref.x), axis=-1)
+    assert np.all(err <= only.error_bound * (1 + 1e-9) + 1e-13)
+
+
+def test_final_delta_is_the_last_step_under_checks_also_at_maxiter():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    pr = ops.PeacemanRachford(step=1.0)
+    before = ops.solve(problem, pr, x0, tol=1e-30, maxiter=9, check_every=4, record="checks")
+    after = ops.solve(problem, pr, x0, tol=1e-30, maxiter=1, state=before.state,
+                      record="checks")
+    assert before.status is ops.Status.MAX_ITER
+    np.testing.assert_array_equal(before.history_iterations, [4, 8, 9])
+    # z_10 - z_9 from the continued run, against the states themselves
+    np.testing.assert_allclose(after.state.delta, after.state.z - before.state.z, atol=0)
+    ten = ops.solve(problem, pr, x0, tol=1e-30, maxiter=10)
+    np.testing.assert_allclose(after.state.delta, ten.state.delta, rtol=1e-12)
+
+
+def test_peaceman_rachford_forms_no_delta_between_checks(monkeypatch):
+    """Under record="checks" an iteration is the method's work only: the update
+    leaves u⁺ - u to the driver, which forms it (one subtraction and one norm)
+    at the checks alone; under "every", at every iteration."""
+    from conftest import make_backend
+
+    import opsplit._solve as driver
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    pr = ops.PeacemanRachford(step=1.0)
+    prepared = pr.prepare(problem)
+    assert pr.update(prepared, pr.init(prepared, x0)).delta is None
+    assert ops.ForwardBackward(step=0.01).update(
+        ops.ForwardBackward(step=0.01).prepare(problem), ops.State(z=x0, x=x0)).delta is None
+
+    counts = {"sub": 0, "norms": 0}
+    real_sub, real_norms = driver.sub, driver.batch_sq_norms
+
+    def sub(a, b):
+        counts["sub"] += 1
+        return real_sub(a, b)
+
+    def norms(v, batch_ndim):
+        counts["norms"] += 1
+        return real_norms(v, batch_ndim)
+
+    monkeypatch.setattr(driver, "sub", sub)
+    monkeypatch.setattr(driver, "batch_sq_norms", norms)
+    res = ops.solve(problem, pr, x0, tol=1e-30, maxiter=40, check_every=10, record="checks")
+    checks = res.history_iterations.size
+    assert checks == 4 and res.iterations == 40
+    # one difference per check; norms: the difference and ‖z‖ per check
+    assert counts == {"sub": checks, "norms": 2 * checks}
+    counts.update(sub=0, norms=0)
+    ops.solve(problem, pr, x0, tol=1e-30, maxiter=40, check_every=10)
+    assert counts == {"sub": 40, "norms": 40 + checks}
+
+
+def test_record_must_be_every_or_checks():
+    from conftest import make_backend
+
+    problem, x0, M, _ = mondeq_problem(make_backend("numpy"))
+    with pytest.raises(ValueError, match="record"):
+        ops.solve(problem, ops.PeacemanRachford(), x0, record="never")

@@ -88,9 +88,11 @@ class RateFit:
     r2_sublinear : float
         r² of the sublinear model.
     start : int
-        First fitted iteration (0-based index into the history).
+        First fitted entry (0-based index into the history).
     stop : int
-        One past the last fitted iteration: ``start <= k < stop``.
+        One past the last fitted entry: ``start <= k < stop``.  For a
+        history recorded only at checks the iterations of these entries are
+        ``result.history_iterations[start:stop]``.
     """
 
     rate: float
@@ -139,7 +141,9 @@ def fit_rate(history, *, tail: float = 0.5, floor: float = 0.0, model: str = "au
     history : array_like or SolveResult
         Residuals per iteration; for a :class:`~opsplit.SolveResult`, its
         absolute residuals ``history_abs`` (which grow on a diverging run,
-        where the relative ones level off near 1).
+        where the relative ones level off near 1) at their iterations
+        ``history_iterations`` (every iteration, or only the checked ones of
+        a solve with ``record="checks"``: the rate stays per iteration).
     tail : float
         Fraction of the run to fit, in ``(0, 1]``; at least 3 points are used.
     floor : float
@@ -165,9 +169,13 @@ def fit_rate(history, *, tail: float = 0.5, floor: float = 0.0, model: str = "au
         raise ValueError(f"model must be 'auto', 'linear' or 'sublinear', got {model!r}")
     if not 0 < tail <= 1:
         raise ValueError(f"tail must be in (0, 1], got {tail}")
+    iterations = None
     if isinstance(history, SolveResult):
+        iterations = np.asarray(history.history_iterations, dtype=np.float64)
         history = history.history if history.history_abs is None else history.history_abs
     h = np.asarray(history, dtype=np.float64).reshape(-1)
+    if iterations is None:
+        iterations = np.arange(1, h.size + 1, dtype=np.float64)
     ok = np.isfinite(h) & (h > floor)
     stop = int(np.argmin(ok)) if not ok.all() else h.size
     if stop < 3:
@@ -176,10 +184,10 @@ def fit_rate(history, *, tail: float = 0.5, floor: float = 0.0, model: str = "au
             f"before the first that is not; got {stop}"
         )
     start = min(stop - 3, int(math.floor(stop * (1.0 - tail))))
-    k = np.arange(start, stop, dtype=np.float64)
+    k = iterations[start:stop]  # counted from 1
     y = np.log(h[start:stop])
     slope, _, r2_lin = _line(k, y)
-    pslope, _, r2_sub = _line(np.log(k + 1.0), y)
+    pslope, _, r2_sub = _line(np.log(k), y)
     kind = model if model != "auto" else ("linear" if r2_lin >= r2_sub - 1e-9 else "sublinear")
     return RateFit(
         rate=math.exp(slope),

@@ -99,11 +99,7 @@ def load_test_batch(model, meta, args, default: int):
     if name is None:
         raise ValueError(f"checkpoint {args.checkpoint} records no data set; pass --data")
     data = load_dataset(name, data_dir=args.data_dir, download=args.download)
-    if data.features != model.layer.in_features:
-        raise ValueError(
-            f"--data {name} has {data.features} features per image but the model in "
-            f"{args.checkpoint} expects {model.layer.in_features}"
-        )
+    model.check_sample_shape(data.x_test.shape[1:], f"--data {name}")
     if data.num_classes != model.num_classes:
         raise ValueError(f"--data {name} has {data.num_classes} classes but the model in "
                          f"{args.checkpoint} has {model.num_classes}")

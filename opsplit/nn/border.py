@@ -76,7 +76,9 @@ class BorderMasked(Activation):
         inside_c = (cols >= w) & (cols < n2 - w)
         return inside_r[:, None] & inside_c[None, :]
 
-    def _masked(self, fn, ring_value):
+    def _masked(self, fn, ring_value=None):
+        """``fn`` inside, ``ring_value`` (``None``: zero) on the ring."""
+
         def apply(v):
             # ``fn`` on the whole array, then the ring's four strips overwritten
             # (a fresh array, so nothing shared is mutated): one full pass,
@@ -86,25 +88,28 @@ class BorderMasked(Activation):
             if out is v:
                 out = xp.asarray(v, copy=True)
             w = self.ring
-            out[..., :w, :] = ring_value(v[..., :w, :])
-            out[..., -w:, :] = ring_value(v[..., -w:, :])
-            out[..., w:-w, :w] = ring_value(v[..., w:-w, :w])
-            out[..., w:-w, -w:] = ring_value(v[..., w:-w, -w:])
+            for strip in (
+                (..., slice(None, w), slice(None)),
+                (..., slice(-w, None), slice(None)),
+                (..., slice(w, -w), slice(None, w)),
+                (..., slice(w, -w), slice(-w, None)),
+            ):
+                out[strip] = 0.0 if ring_value is None else ring_value(v[strip])
             return out
 
         return apply
 
     def prox(self, x, step: float = 1.0):
-        return vmap(self._masked(lambda v: self.activation.prox(v, step), _zeros), x)
+        return vmap(self._masked(lambda v: self.activation.prox(v, step)), x)
 
     def reflect(self, x, step: float = 1.0):
         return vmap(self._masked(lambda v: self.activation.reflect(v, step), _negative), x)
 
     def prox_derivative(self, v, step: float = 1.0):
-        return vmap(self._masked(lambda u: self.activation.prox_derivative(u, step), _zeros), v)
+        return vmap(self._masked(lambda u: self.activation.prox_derivative(u, step)), v)
 
     def derivative(self, v):
-        return vmap(self._masked(self.activation.derivative, _zeros), v)
+        return vmap(self._masked(self.activation.derivative), v)
 
     def value(self, x):
         parts = x if isinstance(x, tuple) else (x,)
@@ -120,10 +125,6 @@ class BorderMasked(Activation):
 
     def __repr__(self) -> str:
         return f"BorderMasked({self.activation!r}, ring={self.ring})"
-
-
-def _zeros(v):
-    return namespace(v).zeros_like(v)
 
 
 def _negative(v):

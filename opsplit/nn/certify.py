@@ -1,10 +1,20 @@
 r"""Certificates and studies for trained monDEQ layers and classifiers.
 
 For a layer :math:`z^* = \sigma(W z^* + U x + b)` with
-:math:`I - W \succeq m I` and a linear head :math:`y = W_{\text{out}} z^* + b_{\text{out}}`:
+:math:`I - W \succeq m I` (dense, single-convolution or multi-tier: any
+:class:`~opsplit.nn.protocol.MonotoneLayer`) and a linear head
+:math:`y = W_{\text{out}} R z^* + b_{\text{out}}` (``R`` the classifier's
+readout: the identity, ``4 × 4`` average pooling, or the last tier):
 
 - the margin :math:`\lambda_{\min}(\tfrac12((I - W) + (I - W)^\top)) \ge m`,
-  checked exactly (eigenvalues of the symmetric part), and :math:`\|I - W\|_2`;
+  checked exactly where the operator's structure allows (eigenvalues of the
+  dense symmetric part; of the per-frequency ``C × C`` symbols of a
+  convolution; of the whole dense matrix of a small multi-tier layer).  A
+  large multi-tier layer's symmetric part
+  :math:`mI + \mathcal A^\top\mathcal A` couples its tiers through grids of
+  different sizes, so its margin is bounded below by ``m`` (the
+  parametrization) and each diagonal block (tier) is checked exactly per
+  frequency; and :math:`\|I - W\|_2` (exact, or the layer's upper bound);
 - uniqueness of the equilibrium (the inclusion
   :math:`0 \in (I - W)z - (Ux + b) + \partial f(z)` is strongly monotone);
 - the Lipschitz bound of the input-to-logits map.  For two inputs, monotonicity
@@ -14,7 +24,11 @@ For a layer :math:`z^* = \sigma(W z^* + U x + b)` with
 
   .. math::
 
-      \|\Delta y\| \le \frac{\|W_{\text{out}}\|\,\|U\|}{m}\,\|\Delta x\| = \ell\,\|\Delta x\|
+      \|\Delta y\| \le \frac{\|W_{\text{out}} R\|\,\|U\|}{m}\,\|\Delta x\|
+      = \ell\,\|\Delta x\|
+
+  (``m`` a lower bound of the margin, ``‖U‖`` an upper bound of the input
+  map's norm, :meth:`~opsplit.nn.protocol.MonotoneLayer.input_norm`)
 
   (Pabbaraju, Winston & Kolter, ICLR 2021);
 - per sample, the certified :math:`\ell_2` robustness radius: a perturbation
@@ -24,7 +38,8 @@ For a layer :math:`z^* = \sigma(W z^* + U x + b)` with
 
   .. math::
 
-      r = \frac{(y_c - \max_{j \ne c} y_j) - \sqrt2\,\|W_{\text{out}}\|\,\varepsilon}{\sqrt2\,\ell},
+      r = \frac{(y_c - \max_{j \ne c} y_j)
+               - \sqrt2\,\|W_{\text{out}} R\|\,\varepsilon}{\sqrt2\,\ell},
 
   where :math:`\varepsilon` is the a-posteriori error bound of the computed
   equilibrium (:attr:`opsplit.SolveResult.error_bound`), so the radius holds
@@ -49,7 +64,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._backend import namespace, to_numpy
+from .._backend import device, namespace, to_numpy
+from .._vectors import shape_size
 from ..diagnostics import (
     CheckReport,
     Estimate,
@@ -57,12 +73,14 @@ from ..diagnostics import (
     opnorm,
     uniqueness_certificate,
 )
+from ..diagnostics._report import compare
+from ..diagnostics.linear import margin as exact_or_dense_margin
 from ..diagnostics.study import DEFAULT_STEPS, StepStudy, sweep
-from ..operators import Dense
+from ..operators import BlockLowerTriangular, Dense
+from ..operators.spectral import exact_range
 from ..splitting import METHODS, method_from_name
 from .deq import MonDEQ
-from .layers import Flatten
-from .mondense import MonDense
+from .protocol import MonotoneLayer
 
 __all__ = [
     "DEFAULT_EPS",
@@ -92,19 +110,24 @@ class LayerCertificate:
     declared_m : float
         The layer's parametrization margin ``m``.
     margin : Estimate
-        The exact :math:`\\lambda_{\\min}` of the symmetric part of ``I - W``.
+        The exact :math:`\\lambda_{\\min}` of the symmetric part of ``I - W``
+        (``exact=True``), or, for a multi-tier layer too large for its dense
+        matrix, the parametrization's lower bound ``m`` (``exact=False``).
     margin_check : CheckReport
-        ``margin >= declared_m`` (up to rounding).
+        ``margin >= declared_m`` (up to rounding); for the large multi-tier
+        layers, every tier's exact block margin ``>= declared_m``.
     lipschitz : Estimate
-        :math:`\\|I - W\\|_2`.
+        :math:`\\|I - W\\|_2` (exact, or the layer's upper bound for large
+        multi-tier layers).
     u_norm : Estimate
-        :math:`\\|U\\|_2`.
+        An upper bound on the input map's norm :math:`\\|U\\|_2` (exact for
+        dense layers).
     head_norm : Estimate or None
-        :math:`\\|W_{\\text{out}}\\|_2` when a head is given.
+        :math:`\\|W_{\\text{out}} R\\|_2` (head and readout) when a head is given.
     lipschitz_bound : float or None
-        :math:`\\|W_{\\text{out}}\\|\\,\\|U\\|/m` (input to logits), or
-        :math:`\\|U\\|/m` (input to equilibrium) without a head; ``m`` is the
-        exact margin.
+        :math:`\\|W_{\\text{out}} R\\|\\,\\|U\\|/m` (input to logits), or
+        :math:`\\|U\\|/m` (input to equilibrium) without a head; ``m`` is
+        :attr:`margin`.
     unique : bool
     uniqueness : str
     step_limits : dict
@@ -114,6 +137,10 @@ class LayerCertificate:
     best_steps : dict
         For every registered method, the step minimizing its bound
         (``None`` where it has none, e.g. forward–backward with ``m = 0``).
+    tier_margins : tuple of Estimate or None
+        For a multi-tier layer, the exact margin of each diagonal block
+        :math:`(I - W)_{ii}` (per frequency of its polyphase symbol); ``None``
+        for single-block layers.
     """
 
     declared_m: float
@@ -127,15 +154,22 @@ class LayerCertificate:
     uniqueness: str
     step_limits: dict
     best_steps: dict
+    tier_margins: tuple | None = None
 
     def summary(self) -> str:
         """The certificate as printed by ``opsplit check``."""
         lines = [
-            f"margin   λ_min(sym(I - W)) = {self.margin.describe()}  "
+            f"margin   λ_min(sym(I - W)) {_bounded(self.margin, '≥')}  "
             f"(declared m = {self.declared_m:g}: {'OK' if self.margin_check else 'VIOLATED'})",
-            f"norm     ‖I - W‖₂ = {self.lipschitz.describe()}",
-            f"         ‖U‖₂ = {float(self.u_norm):.6g}"
-            + ("" if self.head_norm is None else f", ‖W_out‖₂ = {float(self.head_norm):.6g}"),
+        ]
+        if self.tier_margins is not None:
+            lines.append("         per tier (diagonal blocks, exact): " + ", ".join(
+                f"{i}: {float(t):.6g}" for i, t in enumerate(self.tier_margins)))
+        lines += [
+            f"norm     ‖I - W‖₂ {_bounded(self.lipschitz, '≤')}",
+            f"         ‖U‖₂ ≤ {float(self.u_norm):.6g}"
+            + ("" if self.head_norm is None else
+               f", ‖W_out R‖₂ = {float(self.head_norm):.6g} (head after the readout)"),
         ]
         if self.lipschitz_bound is not None:
             what = "input -> logits" if self.head_norm is not None else "input -> equilibrium"
@@ -155,6 +189,13 @@ class LayerCertificate:
         return text if best is None else f"{text} (bound best at α = {best:.4g})"
 
 
+def _bounded(value: Estimate, relation: str) -> str:
+    """``= value (exact: how)``, or ``relation value (how)`` for a bound."""
+    if value.exact:
+        return f"= {value.describe()}"
+    return f"{relation} {float(value):.6g} ({value.method})"
+
+
 def _step_theory(m: float, L: float):
     """Every registered method's step limit and best step for constants ``m``, ``L``."""
     limits, best = {}, {}
@@ -168,10 +209,57 @@ def _step_theory(m: float, L: float):
     return limits, best
 
 
+#: Largest number of hidden units for which a margin or norm without a
+#: structural exact rule is computed from the dense matrix (small multi-tier
+#: layers); larger ones use the layer's bounds.
+DENSE_LIMIT = 2048
+
+
 def _check_layer(layer, params):
-    if not isinstance(layer, MonDense):
-        raise TypeError(f"layer must be a MonDense, got {type(layer).__name__}")
+    if not isinstance(layer, MonotoneLayer):
+        raise TypeError(
+            "layer must be a MonotoneLayer (nn.MonDense, nn.MonConv, nn.MonMultiConv), "
+            f"got {type(layer).__name__}"
+        )
     layer.check_params(params)
+
+
+def _tier_margins(monotone) -> tuple | None:
+    """The exact margins of the diagonal blocks of a block operator (one per tier)."""
+    if not isinstance(monotone, BlockLowerTriangular):
+        return None
+    return tuple(exact_or_dense_margin(row[i], method="exact")
+                 for i, row in enumerate(monotone.blocks))
+
+
+def _margin(layer, monotone, tiers) -> tuple[Estimate, CheckReport]:
+    """The margin (exact, else the parametrization's lower bound) and its check."""
+    exact = exact_range(monotone) is not None or shape_size(monotone.in_shape) <= DENSE_LIMIT
+    if exact:
+        check = check_monotone(monotone, strong=layer.m)
+        how = check.method.removeprefix("exact margin: ")
+        return Estimate(check.worst, method=how, exact=True), check
+    # Too large for a dense matrix and no single Fourier basis: the symmetric part
+    # is m I + 𝒜ᵀ𝒜 ⪰ m I by construction; check each tier's diagonal block exactly
+    # (a necessary condition: the margin is at most the smallest block margin).
+    worst = min(tiers)
+    tol = 1e-8 * max(1.0, abs(float(worst)))
+    check = compare("strongly monotone", float(worst), layer.m, tol, "higher",
+                    "min over tiers of the diagonal block's exact margin",
+                    "per-tier exact margins: " + worst.method)
+    bound = Estimate(layer.m, method="lower bound from the parametrization "
+                                     "(sym(I - W) = m I + 𝒜ᵀ𝒜)")
+    return bound, check
+
+
+def _norm(layer, params, monotone) -> Estimate:
+    """``‖I - W‖₂``: exact where the structure or the size allows, else the
+    layer's upper bound."""
+    exact = (exact_range(monotone) is not None or isinstance(monotone, Dense)
+             or shape_size(monotone.in_shape) <= DENSE_LIMIT)
+    if exact:
+        return opnorm(monotone, dense_limit=DENSE_LIMIT)
+    return Estimate(layer.lipschitz(params), method="upper bound (layer.lipschitz)")
 
 
 def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
@@ -179,10 +267,15 @@ def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
 
     Parameters
     ----------
-    layer : opsplit.nn.MonDense
-    params : opsplit.nn.DenseParams
-    head_weight : array, shape (classes, width), optional
-        ``W_out`` of a linear head; gives the input-to-logits bound.
+    layer : MonotoneLayer
+        :class:`~opsplit.nn.MonDense`, :class:`~opsplit.nn.MonConv` or
+        :class:`~opsplit.nn.MonMultiConv`.
+    params : the layer's parameters
+    head_weight : array, shape (classes, state size), optional
+        The matrix of the linear map from the (flattened) equilibrium to the
+        logits: ``W_out`` of a head reading ``z`` itself, or ``W_out R`` with a
+        readout ``R`` (:func:`certify_classifier` forms it); gives the
+        input-to-logits bound.
 
     Returns
     -------
@@ -197,18 +290,21 @@ def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
     (True, True, True)
     """
     _check_layer(layer, params)
-    monotone = Dense(layer.monotone_matrix(params))
-    check = check_monotone(monotone, strong=layer.m)
-    margin = Estimate(check.worst, method=check.method.removeprefix("exact margin: "),
-                      exact=True)
-    lip = opnorm(monotone)
-    u_norm = opnorm(Dense(params.U))
-    head = None if head_weight is None else opnorm(Dense(head_weight))
+    monotone = layer.monotone(params)
+    tiers = _tier_margins(monotone)
+    margin, check = _margin(layer, monotone, tiers)
+    lip = _norm(layer, params, monotone)
+    u_norm = Estimate(layer.input_norm(params), method="layer.input_norm")
+    head = None
+    if head_weight is not None:
+        xp = namespace(head_weight)
+        head = opnorm(Dense(xp.reshape(head_weight, (head_weight.shape[0], -1))))
     m = float(margin)
     bound = None
     if m > 0:
         bound = float(u_norm) / m * (1.0 if head is None else float(head))
-    unique, why = uniqueness_certificate(m, "exact margin of I - W")
+    what = "exact margin of I - W" if margin.exact else "margin bound of I - W"
+    unique, why = uniqueness_certificate(m, what)
     limits, best = _step_theory(max(m, 0.0), float(lip))
     return LayerCertificate(
         declared_m=layer.m,
@@ -222,12 +318,32 @@ def certify_layer(layer, params, head_weight=None) -> LayerCertificate:
         uniqueness=why,
         step_limits=limits,
         best_steps=best,
+        tier_margins=tiers,
     )
 
 
+def _readout_matrix(model, params):
+    """The matrix ``W_out R`` of the map from the equilibrium (flattened, tiers
+    concatenated) to the logits: the readout's adjoint applied to each row of
+    ``W_out`` (exact; ``classes × state size``)."""
+    weight = params.head.weight
+    xp = namespace(weight)
+    layer = model.layer
+    n = weight.shape[0]
+    shape = (n, layer.in_features) if model.kind == "dense" else (
+        n, layer.in_channels, *layer.image_shape)
+    x0 = xp.zeros(shape, dtype=weight.dtype, device=device(weight))
+    z = layer.injection(params.deq, model.equilibrium_input(x0))  # any state of the right shape
+    _, cache = model._readout(z)
+    rows = model._readout_backward(z, cache, weight)
+    parts = rows if isinstance(rows, tuple) else (rows,)
+    return xp.concat([xp.reshape(r, (n, -1)) for r in parts], axis=1)
+
+
 def certify_classifier(model, params) -> LayerCertificate:
-    """:func:`certify_layer` for an :class:`opsplit.nn.Classifier` (its head included)."""
-    return certify_layer(model.layer, params.deq, params.head.weight)
+    """:func:`certify_layer` for an :class:`opsplit.nn.Classifier`: its head and
+    readout (pooling, last tier) included, as the exact matrix ``W_out R``."""
+    return certify_layer(model.layer, params.deq, _readout_matrix(model, params))
 
 
 @dataclass(frozen=True)
@@ -352,10 +468,9 @@ def robustness_radii(model, params, x, *, cert: LayerCertificate | None = None,
         raise ValueError("cert must come from certify_classifier with a positive margin")
     if tol is None:
         tol = 100 * float(namespace(params.head.weight).finfo(params.head.weight.dtype).eps)
-    flat, _ = Flatten().forward(x)
     deq = model.deq.with_options(tol=tol, maxiter=maxiter)
-    z, state = deq.forward(params.deq, flat)
-    logits, _ = model.head.forward(params.head, z)
+    z, state = deq.forward(params.deq, model.equilibrium_input(x))
+    logits, _ = model.head.forward(params.head, model._readout(z)[0])
     y = np.asarray(to_numpy(logits), dtype=np.float64)
     order = np.argsort(y, axis=1)
     rows = np.arange(y.shape[0])
@@ -385,10 +500,11 @@ def mondeq_step_study(model, params, x, *, methods=("fb", "pr", "dr"), steps=DEF
     ----------
     model : opsplit.nn.Classifier or opsplit.nn.MonDEQ
         The model whose equilibrium is solved.
-    params : ClassifierParams or DenseParams
+    params : ClassifierParams, or the layer's parameters for a MonDEQ
         Its parameters.
     x : array
-        A batch of inputs.
+        A batch of inputs: images for a classifier (flattened for a dense
+        layer), the layer's own inputs for a :class:`~opsplit.nn.MonDEQ`.
     methods : sequence of str
         Registered method names (:data:`opsplit.splitting.METHODS`).
     steps : sequence of float
@@ -404,10 +520,12 @@ def mondeq_step_study(model, params, x, *, methods=("fb", "pr", "dr"), steps=DEF
     -------
     StepStudy
     """
-    deq, deq_params = (model, params) if isinstance(model, MonDEQ) else (model.deq, params.deq)
+    if isinstance(model, MonDEQ):
+        deq, deq_params, inputs = model, params, x
+    else:
+        deq, deq_params, inputs = model.deq, params.deq, model.equilibrium_input(x)
     if cert is None:
         cert = certify_layer(deq.layer, deq_params)
-    flat, _ = Flatten().forward(x)
     own = deq.method
 
     def method(label, step):
@@ -417,7 +535,7 @@ def mondeq_step_study(model, params, x, *, methods=("fb", "pr", "dr"), steps=DEF
     def run(label, step):
         solver = deq.with_options(method=method(label, step), tol=tol, maxiter=maxiter,
                                   check_every=1)
-        return solver.forward(deq_params, flat)[1].result
+        return solver.forward(deq_params, inputs)[1].result
 
     return sweep(run, methods=methods, steps=steps, tol=tol, maxiter=maxiter,
                  m=float(cert.margin), L=float(cert.lipschitz))

@@ -74,7 +74,6 @@ from .._solve import solve
 from .._validate import check_positive, check_positive_int
 from .._vectors import add, first_array, scale, shape_of, sub, vmap
 from ..operators import (
-    ForwardOperator,
     LinearMonotone,
     LinearOperator,
     LinearSteps,
@@ -108,9 +107,10 @@ class PreparedOperators(NamedTuple):
         Its strong-monotonicity margin ``m``.
     forward : LinearSteps
         :func:`~opsplit.operators.precompute` of :math:`I - W` at the forward
-        method's step: :math:`(I + \alpha(I - W))^{-1}` and its Cayley map
-        when the method uses resolvents of ``A``, :math:`I - \alpha(I - W)`
-        when it evaluates ``A``.
+        method's step, holding the maps the method applies
+        (:attr:`~opsplit.SplittingMethod.applies_A`): the inverse
+        :math:`(I + \alpha(I - W))^{-1}`, its Cayley map, the forward step
+        :math:`I - \alpha(I - W)`.
     backward : LinearSteps
         The same at the backward method's step; the very same object as
         ``forward`` when the two steps agree.
@@ -258,11 +258,8 @@ def _resolve_activation(activation):
     return get_activation(activation)
 
 
-def _capabilities(method: SplittingMethod) -> tuple[bool, bool]:
-    """``(resolvent, forward)``: whether ``method`` applies the resolvent of its
-    ``A`` (here :math:`I - W`) or evaluates it, read from ``method.requires``."""
-    need = method.requires[0]
-    return issubclass(need, ResolventOperator), issubclass(need, ForwardOperator)
+#: The attribute of LinearSteps holding each map a method may apply (its ``applies_A``).
+_STEP_MAPS = {"resolvent": "inverse", "reflection": "cayley", "forward": "forward"}
 
 
 @dataclass(frozen=True)
@@ -302,6 +299,13 @@ class MonDEQ:
         Host checks of the residual: every ``check_every`` iterations, or
         where the measured rate predicts convergence (``"auto"``, the
         default; see :func:`opsplit.solve`).
+    record : {"checks", "every"}
+        Which residuals the forward and backward solves compute:
+        ``"checks"`` (default) only at the host checks, so an iteration does
+        the method's work and nothing else (``state.result.history`` holds
+        the checked iterations' residuals, at
+        ``state.result.history_iterations``); ``"every"`` at every
+        iteration (see :func:`opsplit.solve`).  The solutions are the same.
 
     Notes
     -----
@@ -310,9 +314,10 @@ class MonDEQ:
     in their library, device and dtype (float32 in, float32 out).
 
     The precomputation is one value per parameter update
-    (:meth:`prepare`): the inverse :math:`(I + \alpha(I - W))^{-1}` and its
-    Cayley map once per distinct step size, the forward-step matrix only
-    when a method evaluates :math:`I - W`; the backward problem uses their
+    (:meth:`prepare`): per distinct step size, only the maps of :math:`I - W`
+    the methods apply (the inverse :math:`(I + \alpha(I - W))^{-1}` for
+    Douglas–Rachford, its Cayley map for Peaceman–Rachford, the forward-step
+    matrix for forward–backward); the backward problem uses their
     transposes.
 
     Examples
@@ -341,6 +346,7 @@ class MonDEQ:
     backward_tol: float | None = None
     backward_maxiter: int | None = None
     check_every: int | str = "auto"
+    record: str = "checks"
 
     def __post_init__(self):
         if not isinstance(self.layer, MonotoneLayer):
@@ -365,6 +371,8 @@ class MonDEQ:
         check_positive_int(self.maxiter, "maxiter")
         if self.check_every != "auto":
             check_positive_int(self.check_every, "check_every")
+        if self.record not in ("checks", "every"):
+            raise ValueError(f"record must be 'checks' or 'every', got {self.record!r}")
         if self.backward_tol is not None:
             check_positive(self.backward_tol, "backward_tol")
         if self.backward_maxiter is not None:
@@ -415,11 +423,11 @@ class MonDEQ:
         r"""Everything the solves need of :math:`I - W`, once per parameter update.
 
         For each distinct step size of the forward and backward methods one
-        :func:`~opsplit.operators.precompute`: the inverse
-        :math:`(I + \alpha(I - W))^{-1}` and its Cayley map for methods that
-        apply the resolvent of ``A``, the forward step :math:`I - \alpha(I - W)`
-        for methods that evaluate ``A`` (what each method needs is read from
-        its ``requires``).  Pass the result as ``prepared=`` to
+        :func:`~opsplit.operators.precompute` of the maps of ``A`` the methods
+        apply, read from their :attr:`~opsplit.SplittingMethod.applies_A`: the inverse
+        :math:`(I + \alpha(I - W))^{-1}` (Douglas–Rachford), its Cayley map
+        (Peaceman–Rachford), the forward step :math:`I - \alpha(I - W)`
+        (forward–backward).  Pass the result as ``prepared=`` to
         :meth:`forward`; the backward and tangent solves reuse it through the
         state, the adjoint problem by transposed views.
 
@@ -432,14 +440,12 @@ class MonDEQ:
         PreparedOperators
         """
         monotone = self.layer.monotone(params)
-        needs: dict[float, tuple[bool, bool]] = {}
+        needs: dict[float, set[str]] = {}
         for method in (self.method, self._bw_method):
-            resolvent, forward = _capabilities(method)
-            had = needs.get(method.step, (False, False))
-            needs[method.step] = (had[0] or resolvent, had[1] or forward)
+            needs.setdefault(method.step, set()).update(method.applies_A)
         steps = {
-            step: precompute(monotone, step, resolvent=resolvent, forward=forward)
-            for step, (resolvent, forward) in needs.items()
+            step: precompute(monotone, step, **{"resolvent": False, **dict.fromkeys(maps, True)})
+            for step, maps in needs.items()
         }
         return PreparedOperators(
             monotone=monotone,
@@ -458,11 +464,8 @@ class MonDEQ:
             ("forward", self.method, prepared.forward),
             ("backward", self._bw_method, prepared.backward),
         ):
-            resolvent, forward = _capabilities(method)
-            if (
-                steps.step != method.step
-                or (resolvent and steps.inverse is None)
-                or (forward and steps.forward is None)
+            if steps.step != method.step or any(
+                getattr(steps, _STEP_MAPS[name]) is None for name in method.applies_A
             ):
                 raise ValueError(
                     f"prepared does not fit the {role} method {method}: it was made by "
@@ -517,6 +520,7 @@ class MonDEQ:
             tol=self.tol,
             maxiter=self.maxiter,
             check_every=self.check_every,
+            record=self.record,
         )
         z = result.x
         pre = add(sub(z, prepared.monotone.matvec(z)), inj)
@@ -541,6 +545,7 @@ class MonDEQ:
             tol=self._bw_tol,
             maxiter=self._bw_maxiter,
             check_every=self.check_every,
+            record=self.record,
         )
         return result.x, result
 

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._backend import namespace, to_numpy
-from ..prox.activations import activation_config, activation_from_config, get_activation
+from ..prox.activations import activation_config, activation_from_config
 from ..splitting import SplittingMethod, method_config, method_from_config, method_from_name
 from .border import BorderMasked
 from .deq import MonDEQ
@@ -120,19 +120,11 @@ def _layer_from_config(config):
 
 
 def _inner_activation(activation):
-    """The activation inside the border masks of the convolutional layers."""
+    """The activation inside a border mask (a user may pass a masked one to MonDEQ,
+    which applies the layer's mask itself)."""
     while isinstance(activation, BorderMasked):
         activation = activation.activation
     return activation
-
-
-def _equilibrium(layer, activation, **options) -> MonDEQ:
-    """``MonDEQ(layer, activation, **options)`` with the layer's own nonlinearity
-    (the border mask of the convolutional layers around ``activation``)."""
-    activation = get_activation(activation)
-    if isinstance(layer, (MonConv, MonMultiConv)) and not isinstance(activation, BorderMasked):
-        activation = layer.nonlinearity(activation)
-    return MonDEQ(layer, activation=activation, **options)
 
 
 def _deq_config(deq: MonDEQ) -> dict:
@@ -161,7 +153,7 @@ def _deq_from_config(config: dict) -> MonDEQ:
         elif f.name in _METHOD_FIELDS and value is not None:
             value = method_from_config(value)
         kwargs[f.name] = value
-    return _equilibrium(kwargs.pop("layer"), kwargs.pop("activation"), **kwargs)
+    return MonDEQ(**kwargs)
 
 
 def _method(method, alpha):
@@ -268,11 +260,11 @@ class Classifier:
             Number of classes.
         **options
             Further :class:`~opsplit.nn.MonDEQ` fields: ``backward_method``,
-            ``backward_tol``, ``backward_maxiter``, ``check_every``.
+            ``backward_tol``, ``backward_maxiter``, ``check_every``, ``record``.
         """
         layer = MonDense(in_features=in_features, width=width, m=m, weight_norm=weight_norm)
-        deq = _equilibrium(layer, activation, method=_method(method, alpha), tol=tol,
-                           maxiter=maxiter, **options)
+        deq = MonDEQ(layer, activation=activation, method=_method(method, alpha), tol=tol,
+                     maxiter=maxiter, **options)
         return cls(deq, num_classes)
 
     @classmethod
@@ -333,8 +325,8 @@ class Classifier:
         else:
             layer = MonConv(in_channels=in_channels, channels=channels,
                             image_shape=image_shape, kernel_size=kernel_size, m=m)
-        deq = _equilibrium(layer, activation, method=_method(method, alpha), tol=tol,
-                           maxiter=maxiter, **options)
+        deq = MonDEQ(layer, activation=activation, method=_method(method, alpha), tol=tol,
+                     maxiter=maxiter, **options)
         return cls(deq, num_classes)
 
     # -- configuration ------------------------------------------------------------
@@ -348,7 +340,7 @@ class Classifier:
         mask of the convolutional layers), the forward and
         backward methods with every hyperparameter (via
         :func:`opsplit.splitting.method_config`), ``tol``, ``maxiter``,
-        ``backward_tol``, ``backward_maxiter``, ``check_every`` and
+        ``backward_tol``, ``backward_maxiter``, ``check_every``, ``record`` and
         ``num_classes``: :meth:`from_config` rebuilds an equal model.
         """
         return {**_deq_config(self.deq), "num_classes": self.num_classes}
@@ -559,8 +551,8 @@ class Classifier:
             bwd_iters=bwd.iterations,
             fwd_time=t1 - t0,
             bwd_time=t2 - t1,
-            fwd_history=fwd.history,
-            bwd_history=bwd.history,
+            fwd_history=fwd.history_per_iteration,  # NaN between checks
+            bwd_history=bwd.history_per_iteration,
             converged=fwd.success and bwd.success,
         )
         return loss, grads, stats

@@ -118,9 +118,10 @@ class ResolventOperator(MonotoneOperator):
     def resolvents(self, step: float) -> tuple[Callable, Callable]:
         """Return the resolvent and the reflected resolvent for ``step`` together.
 
-        Operators whose two maps share a precomputation (a factorization)
-        override it to compute that once; by default it calls
-        :meth:`resolvent` and :meth:`reflected_resolvent`.
+        Methods that apply both (Peaceman–Rachford, to ``B``) ask for them
+        here; operators whose two maps share a precomputation (a
+        factorization) override it to compute that once.  By default it
+        calls :meth:`resolvent` and :meth:`reflected_resolvent`.
         """
         return self.resolvent(step), self.reflected_resolvent(step)
 
@@ -165,7 +166,9 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         The constant ``c``; broadcast against the batch (shape ``op.out_shape``
         or with leading batch axes).  Must be finite.
     precomputed : LinearSteps, optional
-        ``precompute(op, step)`` (or ``precompute(L, step).H`` for ``op = L.H``),
+        ``precompute(op, step, ...)`` (or its ``.H`` for ``op = L.H``) with the
+        maps the method applies (a missing forward step or Cayley map is
+        formed when asked for, once per call; a missing inverse is an error),
         shared for example between a forward and an adjoint problem.  The
         steps then use it and only its step size: asking for another step
         raises ``ValueError``.  Without it every call to ``resolvent``,
@@ -231,18 +234,19 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         y = self.op.matvec(x)
         return y if self.offset is None else add(y, self.offset)
 
-    def _steps(self, step, *, resolvent=True, forward=False) -> LinearSteps:
-        """The precomputation for ``step``: the one given, or a new one."""
+    def _steps(self, step, **maps) -> LinearSteps:
+        """The precomputation for ``step`` holding ``maps`` (keywords of
+        :func:`~opsplit.operators.precompute`): the one given, or a new one."""
         step = check_positive(step, "step")
         given = self.precomputed
         if given is None:
-            return precompute(self.op, step, resolvent=resolvent, forward=forward)
+            return precompute(self.op, step, **{"resolvent": False, **maps})
         if step != given.step:
             raise ValueError(
                 f"step {step} differs from the step {given.step} of the precomputed "
                 "operators: precompute for this step"
             )
-        if resolvent and given.inverse is None:
+        if (maps.get("resolvent") or maps.get("reflection")) and given.inverse is None:
             raise ValueError("precomputed holds no inverse: build it with resolvent=True")
         return given
 
@@ -253,7 +257,7 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         return inverse.matvec(scale(step, self.offset))
 
     def resolvent(self, step):
-        steps = self._steps(step)
+        steps = self._steps(step, resolvent=True)
         return AffineMap(steps.inverse, self._shift(steps.inverse, steps.step))
 
     def reflected_resolvent(self, step):
@@ -262,15 +266,19 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         return self.resolvents(step)[1]
 
     def resolvents(self, step):
-        steps = self._steps(step)
+        # One precomputation serves both maps (the Cayley map is built from the inverse).
+        steps = self._steps(step, reflection=True)
         shift = self._shift(steps.inverse, steps.step)
         reflected_shift = None if shift is None else scale(2.0, shift)
-        return AffineMap(steps.inverse, shift), AffineMap(steps.cayley, reflected_shift)
+        cayley = steps.cayley
+        if cayley is None:  # precomputed for the resolvent only
+            cayley = shifted_operator(steps.inverse, -1.0, 2.0)
+        return AffineMap(steps.inverse, shift), AffineMap(cayley, reflected_shift)
 
     def forward_step(self, step):
         # x - α(Lx + c) = (I - αL)x - αc: one product with a precomputed
         # operator (one matrix when L is dense).
-        steps = self._steps(step, resolvent=False, forward=True)
+        steps = self._steps(step, forward=True)
         linear = steps.forward
         if linear is None:  # precomputed for resolvents only
             linear = shifted_operator(self.op, 1.0, -steps.step)

@@ -2,10 +2,10 @@ r"""The linear algebra of one step size, computed once per parameter update.
 
 A splitting method applied to an affine monotone map :math:`x \mapsto Lx + c`
 needs, at its step size :math:`\alpha`, the resolvent
-:math:`(I + \alpha L)^{-1}`, the Cayley map :math:`2 (I + \alpha L)^{-1} - I`
-(Peaceman–Rachford, Douglas–Rachford) and/or the forward step
-:math:`I - \alpha L` (forward–backward).  :func:`precompute` returns them as one
-value, :class:`LinearSteps`; :attr:`LinearSteps.H` gives the same for the
+:math:`(I + \alpha L)^{-1}` (Douglas–Rachford), the Cayley map
+:math:`2 (I + \alpha L)^{-1} - I` (Peaceman–Rachford) and/or the forward step
+:math:`I - \alpha L` (forward–backward).  :func:`precompute` returns those
+asked for as one value, :class:`LinearSteps`; :attr:`LinearSteps.H` gives the same for the
 adjoint problem (:math:`L^H`, as in a monDEQ's backward pass) with no new
 computation, since :math:`(I + \alpha L^H)^{-1} = ((I + \alpha L)^{-1})^H`.
 Pass it to :class:`~opsplit.LinearMonotone` as ``precomputed=``.
@@ -35,9 +35,11 @@ class LinearSteps:
     step : float
         The step size :math:`\alpha`.
     inverse : LinearOperator or None
-        :math:`(I + \alpha L)^{-1}` (``None`` when built with ``resolvent=False``).
+        :math:`(I + \alpha L)^{-1}` (``None`` unless built with ``resolvent``
+        or ``reflection`` true).
     cayley : LinearOperator or None
-        :math:`2 (I + \alpha L)^{-1} - I`, one matrix when the inverse is dense.
+        :math:`2 (I + \alpha L)^{-1} - I`, one matrix when the inverse is dense
+        (``None`` unless built with ``reflection=True``).
     forward : LinearOperator or None
         :math:`I - \alpha L`, one matrix when ``L`` is dense (``None`` unless
         built with ``forward=True``).
@@ -71,8 +73,21 @@ def _adjoint(op):
     return None if op is None else op.H
 
 
-def precompute(op: LinearOperator, step: float, *, resolvent: bool = True, forward: bool = False):
+def precompute(
+    op: LinearOperator,
+    step: float,
+    *,
+    resolvent: bool = True,
+    reflection: bool = False,
+    forward: bool = False,
+):
     r"""Compute once what the steps of size ``step`` on ``op`` need.
+
+    Each map costs its own work (for a dense ``L``: an inversion, one more
+    :math:`n \times n` pass for the Cayley map, one for the forward step),
+    so ask only for those the method applies (its
+    :attr:`~opsplit.SplittingMethod.applies_A`, e.g.
+    ``precompute(L, α, **dict.fromkeys(method.applies_A, True))``).
 
     Parameters
     ----------
@@ -82,9 +97,10 @@ def precompute(op: LinearOperator, step: float, *, resolvent: bool = True, forwa
     step : float
         The step size :math:`\alpha > 0`.
     resolvent : bool
-        Compute :math:`(I + \alpha L)^{-1}` (one factorization) and the Cayley
-        map :math:`2 (I + \alpha L)^{-1} - I` (for Peaceman–Rachford and
-        Douglas–Rachford).
+        Compute :math:`(I + \alpha L)^{-1}` (one factorization; Douglas–Rachford).
+    reflection : bool
+        Compute the Cayley map :math:`2 (I + \alpha L)^{-1} - I`
+        (Peaceman–Rachford), and the inverse it is built from.
     forward : bool
         Compute the forward step :math:`I - \alpha L` (for forward–backward).
 
@@ -99,14 +115,19 @@ def precompute(op: LinearOperator, step: float, *, resolvent: bool = True, forwa
         When ``step`` is not positive, ``op`` is not square, or
         :math:`I + \alpha L` is singular.
     StructureError
-        When ``resolvent`` is true and ``op`` has no structure-aware inverse.
+        When ``resolvent`` or ``reflection`` is true and ``op`` has no
+        structure-aware inverse.
 
     Examples
     --------
     >>> import numpy as np, opsplit as ops
     >>> M = np.array([[2.0, 1.0], [-1.0, 2.0]])
-    >>> P = ops.operators.precompute(ops.Dense(M), 0.5)
+    >>> P = ops.operators.precompute(ops.Dense(M), 0.5, reflection=True)
     >>> np.allclose(P.inverse.to_dense(), np.linalg.inv(np.eye(2) + 0.5 * M))
+    True
+    >>> np.allclose(P.cayley.to_dense(), 2 * P.inverse.to_dense() - np.eye(2))
+    True
+    >>> ops.operators.precompute(ops.Dense(M), 0.5).cayley is None   # only what is asked
     True
     >>> np.allclose(P.H.inverse.to_dense(), np.linalg.inv(np.eye(2) + 0.5 * M.T))
     True
@@ -117,8 +138,9 @@ def precompute(op: LinearOperator, step: float, *, resolvent: bool = True, forwa
     check_linear(op, square=True)
     step = check_positive(step, "step")
     inverse = cayley = None
-    if resolvent:
+    if resolvent or reflection:
         inverse = shifted_inverse(op, 1.0, step)
+    if reflection:
         cayley = shifted_operator(inverse, -1.0, 2.0)
     return LinearSteps(
         op=op,

@@ -29,7 +29,10 @@ class State(NamedTuple):
         that compute it only on demand; see :meth:`SplittingMethod.complete`).
     delta : array or tuple or None
         ``z_new - z_old`` from the last step, whose norm is the fixed-point
-        residual; ``None`` before the first step.
+        residual; ``None`` before the first step, and after a step of a
+        method that forms it only for the residual (forward–backward,
+        Peaceman–Rachford): the driver then forms it from the previous ``z``
+        when it records a residual, and the final state always carries it.
     w : array or tuple or None
         An intermediate point of the last step that neither ``z`` nor
         ``delta`` shows (forward–backward's forward step
@@ -114,12 +117,19 @@ class SplittingMethod(ABC):
         The capabilities (:class:`~opsplit.ForwardOperator`,
         :class:`~opsplit.ResolventOperator`) the method needs of ``A`` and
         of ``B``, in that order.
+    applies_A : tuple of str
+        The maps of ``A`` the iteration applies, named as the keywords of
+        :func:`~opsplit.operators.precompute`: ``"resolvent"``
+        :math:`J_{\alpha A}`, ``"reflection"`` :math:`2 J_{\alpha A} - I`,
+        ``"forward"`` :math:`I - \alpha A`; callers that precompute an affine
+        ``A`` build only these (e.g. :meth:`opsplit.nn.MonDEQ.prepare`).
     step_limit_formula : str or None
         :meth:`step_limit` in symbols (e.g. ``"2m/L²"``), for tables and
         figures; ``None`` when every step contracts.
     """
 
     requires: ClassVar[tuple[type, type]] = (ResolventOperator, ResolventOperator)
+    applies_A: ClassVar[tuple[str, ...]] = ("resolvent",)
     step_limit_formula: ClassVar[str | None] = None
 
     step: float = 1.0
@@ -231,6 +241,12 @@ def resolvent(op, step: float, role: str):
 def reflected_resolvent(op, step: float, role: str):
     """``op.reflected_resolvent(step)``, errors as in :func:`resolvent`."""
     return _explained(op.reflected_resolvent, op, step, role)
+
+
+def resolvents(op, step: float, role: str):
+    """``op.resolvents(step)`` (both maps from one precomputation), errors as in
+    :func:`resolvent`."""
+    return _explained(op.resolvents, op, step, role)
 
 
 def _explained(build, op, step, role):

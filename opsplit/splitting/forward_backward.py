@@ -148,6 +148,7 @@ class ForwardBackward(SplittingMethod):
     """
 
     requires: ClassVar[tuple[type, type]] = (ForwardOperator, ResolventOperator)
+    applies_A: ClassVar[tuple[str, ...]] = ("forward",)
     step_limit_formula: ClassVar[str | None] = "2m/L²"
 
     def prepare(self, problem):
@@ -161,9 +162,10 @@ class ForwardBackward(SplittingMethod):
         x = state.x
         # The forward step stays in the state: a resolvent (a projection) may map
         # an infinite A(x) back to finite values, and the driver must see it.
+        # x⁺ - x serves only the residual: the driver forms it when it records one.
         w = prepared.forward_step(x)
         x_new = prepared.resolvent(w)
-        return State(z=x_new, x=x_new, delta=sub(x_new, x), w=w)
+        return State(z=x_new, x=x_new, w=w)
 
     # -- theory ------------------------------------------------------------------------
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
-from .._vectors import sub
-from ._base import State, reflected_resolvent, resolvent
+from ._base import State, reflected_resolvent, resolvents
 from ._rachford import RachfordSplitting
 
 __all__ = ["PeacemanRachford"]
@@ -36,7 +35,8 @@ class PeacemanRachford(RachfordSplitting):
     one pass where the structure allows: for an affine ``A`` the Cayley matrix
     :math:`2(I + \alpha L)^{-1} - I` is formed once, and ReLU's reflection
     is :math:`|u|`.  It converges for every ``step = α > 0`` when ``A`` (or
-    ``B``) is strongly monotone and Lipschitz; its residual is ``‖u⁺ - u‖``.
+    ``B``) is strongly monotone and Lipschitz; its residual is ``‖u⁺ - u‖``,
+    which the driver forms when it records one (the step itself does not).
     Without strong monotonicity ``u`` may oscillate while ``x`` converges:
     :func:`opsplit.solve` then also stops on the solution's own residual
     :math:`\|x - J_{\alpha B}(x - \alpha A x)\|` (when ``A`` can be
@@ -64,12 +64,15 @@ class PeacemanRachford(RachfordSplitting):
     (array([1., 0.]), True)
     """
 
+    applies_A: ClassVar[tuple[str, ...]] = ("reflection",)
+
     def prepare(self, problem):
         self.check_capabilities(problem)
+        of_B, reflect_B = resolvents(problem.B, self.step, "B")
         return _Reflections(
             reflected_resolvent(problem.A, self.step, "A"),
-            reflected_resolvent(problem.B, self.step, "B"),
-            resolvent(problem.B, self.step, "B"),
+            reflect_B,
+            of_B,
             self.evaluator(problem),
         )
 
@@ -78,10 +81,9 @@ class PeacemanRachford(RachfordSplitting):
 
     def update(self, prepared, state):
         # u⁺ = R_A R_B u; x = J_B(u⁺) is only needed when someone looks, so it
-        # is left to complete() (the driver calls it at checks and at the end).
-        u = state.z
-        u_new = prepared.reflect_A(prepared.reflect_B(u))
-        return State(z=u_new, x=None, delta=sub(u_new, u))
+        # is left to complete() (the driver calls it at checks and at the end),
+        # and u⁺ - u only for the residual, so it is left to the driver.
+        return State(z=prepared.reflect_A(prepared.reflect_B(state.z)), x=None)
 
     def complete(self, prepared, state):
         if state.x is not None:
