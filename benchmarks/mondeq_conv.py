@@ -63,8 +63,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import opsplit as ops
 from opsplit import nn
+from opsplit._backend import from_host
 from opsplit.nn import _fourier as fourier
-from opsplit.nn.layers import to_backend
 
 TARGET_RATIO = 1.3
 TORCH_FORWARD, TORCH_BACKWARD = 1.1, 1.8  # s per batch, original code, 2-core CPU
@@ -110,10 +110,48 @@ def _peak(fn) -> int:
     return peak - base
 
 
+def _sample(work, repeat):
+    """``{name: [(wall, cpu), ...]}``: each callable of ``work`` timed ``repeat``
+    times, interleaved so that drifts in machine load hit every one alike."""
+    samples = {name: [] for name in work}
+    for _ in range(repeat):
+        for name, fn in work.items():
+            samples[name].append(_time(fn))
+    return samples
+
+
+def _training_setting(layer, args, dtype, x):
+    """``(params, train, prepared, z, state, grad_z, backward_result)``: the solver
+    at the training tolerance and one forward and backward pass on ``x``."""
+    params = layer.init_params(seed=0, dtype=dtype)
+    train = _deq(layer, args.tol, 300)
+    prepared = train.prepare(params)
+    z, state = train.forward(params, x, prepared=prepared)
+    grad_z = _grad_like(z)
+    _, _, bw = train.backward(params, state, grad_z, return_result=True)
+    return params, train, prepared, z, state, grad_z, bw
+
+
+def _pass_work(train, params, x, prepared, state, grad_z):
+    """The timed passes of one batch: prepare, forward, backward."""
+    return {
+        "prepare": lambda: train.prepare(params),
+        "fwd": lambda: train.forward(params, x, prepared=prepared),
+        "bwd": lambda: train.backward(params, state, grad_z),
+    }
+
+
+def _one_batch(train, params, x, grad_z):
+    """One training batch: prepare, forward, backward (for the memory peak)."""
+    prepared = train.prepare(params)
+    _, state = train.forward(params, x, prepared=prepared)
+    train.backward(params, state, grad_z)
+
+
 def _images(batch, dtype):
     data = nn.load_dataset("mnist-sample")
     x = data.x_train[np.random.default_rng(1).permutation(len(data.x_train))[:batch]]
-    return to_backend(np.reshape(x, (batch, 1, 28, 28)), dtype, None)
+    return from_host(np.reshape(x, (batch, 1, 28, 28)), None, dtype)
 
 
 def _grad_like(z, seed=2):
@@ -146,12 +184,7 @@ def bare_iteration(inverse_symbol, v, grid):
 def measure_conv(args, dtype, x):
     layer = nn.MonConv(in_channels=1, channels=args.channels, image_shape=(28, 28),
                        kernel_size=3, m=1.0)
-    params = layer.init_params(seed=0, dtype=dtype)
-    train = _deq(layer, args.tol, 300)
-    prepared = train.prepare(params)
-    z, state = train.forward(params, x, prepared=prepared)
-    grad_z = _grad_like(z)
-    _, _, bw = train.backward(params, state, grad_z, return_result=True)
+    params, train, prepared, z, state, grad_z, bw = _training_setting(layer, args, dtype, x)
 
     lo, hi = args.iters_low, args.iters_high
     short, long = _deq(layer, 1e-30, lo), _deq(layer, 1e-30, hi)
@@ -179,9 +212,7 @@ def measure_conv(args, dtype, x):
             y[..., 0, :], y[..., -1, :], y[..., 0], y[..., -1] = 0.0, 0.0, 0.0, 0.0
 
     work = {
-        "prepare": lambda: train.prepare(params),
-        "fwd": lambda: train.forward(params, x, prepared=prepared),
-        "bwd": lambda: train.backward(params, state, grad_z),
+        **_pass_work(train, params, x, prepared, state, grad_z),
         "bare": bare,
         "floor": floor,
         "fwd_lo": lambda: short.forward(params, x, prepared=prepared),
@@ -191,21 +222,13 @@ def measure_conv(args, dtype, x):
     }
     for fn in work.values():  # warm-up
         fn()
-    samples = {name: [] for name in work}
-    for _ in range(args.repeat):
-        for name, fn in work.items():
-            samples[name].append(_time(fn))
+    samples = _sample(work, args.repeat)
     cpu = {name: [t[1] for t in ts] for name, ts in samples.items()}
     bare_it = [t / n_bare for t in cpu["bare"]]
     floor_it = [t / n_bare for t in cpu["floor"]]
     fwd_it = [(b - a) / (hi - lo) for a, b in zip(cpu["fwd_lo"], cpu["fwd_hi"])]
     bwd_it = [(b - a) / (hi - lo) for a, b in zip(cpu["bwd_lo"], cpu["bwd_hi"])]
     med = statistics.median
-
-    def one_batch():
-        p = train.prepare(params)
-        _, s = train.forward(params, x, prepared=p)
-        train.backward(params, s, grad_z)
 
     return {
         **_pass_figures(samples),
@@ -219,7 +242,7 @@ def measure_conv(args, dtype, x):
         "bwd_it": med(bwd_it),
         "fwd_ratio": med(f / b for f, b in zip(fwd_it, bare_it)),
         "bwd_ratio": med(f / b for f, b in zip(bwd_it, bare_it)),
-        "peak": _peak(one_batch),
+        "peak": _peak(lambda: _one_batch(train, params, x, grad_z)),
         "dense_size": x.shape[0] * symbol.shape[0] * symbol.shape[1] ** 2 * symbol.itemsize,
     }
 
@@ -238,32 +261,13 @@ def _pass_figures(samples):
 def measure_multitier(args, dtype, x, tiers):
     layer = nn.MonMultiConv(in_channels=1, channels=tiers, image_shape=(28, 28),
                             kernel_size=3, m=1.0)
-    params = layer.init_params(seed=0, dtype=dtype)
-    train = _deq(layer, args.tol, 300)
-    prepared = train.prepare(params)
-    z, state = train.forward(params, x, prepared=prepared)
-    grad_z = _grad_like(z)
-    _, _, bw = train.backward(params, state, grad_z, return_result=True)
-    work = {
-        "prepare": lambda: train.prepare(params),
-        "fwd": lambda: train.forward(params, x, prepared=prepared),
-        "bwd": lambda: train.backward(params, state, grad_z),
-    }
-    samples = {name: [] for name in work}
-    for _ in range(args.repeat):
-        for name, fn in work.items():
-            samples[name].append(_time(fn))
-
-    def one_batch():
-        p = train.prepare(params)
-        _, s = train.forward(params, x, prepared=p)
-        train.backward(params, s, grad_z)
-
+    params, train, prepared, _, state, grad_z, bw = _training_setting(layer, args, dtype, x)
+    samples = _sample(_pass_work(train, params, x, prepared, state, grad_z), args.repeat)
     return {
         **_pass_figures(samples),
         "fwd_iters": state.result.iterations,
         "bwd_iters": bw.iterations,
-        "peak": _peak(one_batch),
+        "peak": _peak(lambda: _one_batch(train, params, x, grad_z)),
     }
 
 

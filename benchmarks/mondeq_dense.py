@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import opsplit as ops
 from opsplit import nn
-from opsplit.nn.layers import to_backend
+from opsplit._backend import from_host
 
 TARGET = 1.1
 
@@ -114,7 +114,7 @@ def batch_input(args, like, in_features):
         data = nn.load_dataset("mnist-sample")
         x = data.x_train[np.random.default_rng(1).permutation(4000)[: args.batch]]
         x = x.reshape(args.batch, -1)
-    return to_backend(x, args.dtype, like)
+    return from_host(x, like, args.dtype)
 
 
 def measure(args, xp, sync, like):
@@ -132,8 +132,8 @@ def measure(args, xp, sync, like):
     train = deq(args.tol, 300)
     prepared = train.prepare(params)
     z, state = train.forward(params, x, prepared=prepared)
-    grad_z = to_backend(
-        np.random.default_rng(2).standard_normal(tuple(z.shape)) / args.batch, args.dtype, like
+    grad_z = from_host(
+        np.random.default_rng(2).standard_normal(tuple(z.shape)) / args.batch, like, args.dtype
     )
     _, _, bw = train.backward(params, state, grad_z, return_result=True)
 

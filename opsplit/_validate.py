@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_real", "check_positive", "check_positive_int"]
+__all__ = ["check_real", "check_positive", "check_positive_int", "check_float_dtype"]
 
 
 def check_real(value, name: str, *, minimum=None, strict: bool = False, finite=True) -> float:
@@ -43,3 +43,12 @@ def check_positive_int(value, name: str) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return int(value)
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> str:
+    """The name ``"float32"`` or ``"float64"`` of ``dtype`` (a name or a NumPy
+    dtype), raising ``ValueError`` naming ``name`` for any other dtype."""
+    text = str(dtype)
+    if text not in ("float32", "float64"):
+        raise ValueError(f"{name} must be 'float32' or 'float64', got {dtype!r}")
+    return text

@@ -19,6 +19,7 @@ __all__ = [
     "lincomb",
     "reflect",
     "batch_sq_norms",
+    "batch_norms",
     "is_tuple",
     "is_block_shape",
     "block_shapes",
@@ -105,6 +106,11 @@ def batch_sq_norms(x, batch_ndim: int):
     xp = namespace(x)
     flat = x if x.ndim == batch_ndim + 1 else xp.reshape(x, (*x.shape[:batch_ndim], -1))
     return sum_of_squares(xp, flat)
+
+def batch_norms(x, batch_ndim: int):
+    """Euclidean norms over all but the ``batch_ndim`` leading axes, on ``x``'s device."""
+    return namespace(first_array(x)).sqrt(batch_sq_norms(x, batch_ndim))
+
 
 def dtype_of(x):
     return x[0].dtype if is_tuple(x) else x.dtype

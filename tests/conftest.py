@@ -99,3 +99,22 @@ def to_numpy(x):
 
 def rtol_for(dtype):
     return 1e-4 if dtype == "float32" else 1e-10
+
+
+# -- references for the convolutional layers --------------------------------------------
+def correlate(kernel, x):
+    """Circular cross-correlation, centred kernel, by loops over the kernel taps:
+    ``y[..., o, i, j] = Σ_c Σ_pq K[o, c, p, q] x[..., c, i + p - k//2, j + q - k//2]``."""
+    c_out, _, kh, kw = kernel.shape
+    y = np.zeros((*x.shape[:-3], c_out, *x.shape[-2:]))
+    for p in range(kh):
+        for q in range(kw):
+            shifted = np.roll(x, shift=(-(p - kh // 2), -(q - kw // 2)), axis=(-2, -1))
+            y += np.einsum("oc,...cij->...oij", kernel[:, :, p, q], shifted)
+    return y
+
+
+def dense_of(fn, shape):
+    """Dense matrix of the linear map ``fn`` (applied to a batch of basis arrays of ``shape``)."""
+    n = int(np.prod(shape))
+    return fn(np.eye(n).reshape(n, *shape)).reshape(n, -1).T

@@ -326,30 +326,3 @@ def test_commands_validate_arguments_before_any_work(checkpoint, capsys, tmp_pat
     assert main(["study", str(path), "--plot", str(tmp_path / "file" / "s.png")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "not a writable directory" in captured.err
-
-
-def test_nothing_below_nn_imports_it():
-    """Layering: the monDEQ certificates and commands used to live in
-    ``opsplit.diagnostics`` and import ``opsplit.nn`` (lazily, inside functions)."""
-    import ast
-    from pathlib import Path
-
-    root = Path(ops.__file__).parent
-    offenders = []
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).parts
-        if parts[0] in ("nn", "cli.py"):
-            continue
-        package = ["opsplit", *parts[:-1]]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                base = package[: len(package) - node.level + 1] if node.level else []
-                names = [".".join([*base, node.module or ""])]
-                names += [f"{names[0]}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            if any(n == "opsplit.nn" or n.startswith("opsplit.nn.") for n in names):
-                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
-    assert offenders == []

@@ -367,6 +367,8 @@ def test_presets_are_the_papers():
 
     assert preset("conv", "mnist-sample").size == 54
     assert preset("multitier", "mnist").size == (16, 32, 32)
+    assert preset("multitier", "mnist").lr == 1e-3  # the paper's, on full MNIST
+    assert preset("multitier", "mnist-sample").lr == 2e-3  # 32 batches per epoch
     assert preset("conv", "cifar10").size == 81 and preset("conv", "svhn").step == 25
     assert preset("multitier", "cifar10").size == (16, 32, 60)
     assert preset("multitier", "cifar10").lr == 1e-2 and preset("multitier", "svhn").lr == 1e-3

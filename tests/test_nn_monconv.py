@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import correlate, dense_of, to_numpy
 
 import opsplit as ops
 from opsplit import nn
-from opsplit._backend import to_numpy
 
 C_IN, C, IMAGE, K, M = 2, 3, (4, 5), 3, 0.7
 
 
 # -- independent references ------------------------------------------------------------
-def correlate(kernel, x):
-    """Circular cross-correlation, centred kernel, by loops over the kernel taps:
-    ``y[..., o, i, j] = Σ_c Σ_pq K[o, c, p, q] x[..., c, i + p - k//2, j + q - k//2]``."""
-    c_out, _, kh, kw = kernel.shape
-    y = np.zeros((*x.shape[:-3], c_out, *x.shape[-2:]))
-    for p in range(kh):
-        for q in range(kw):
-            shifted = np.roll(x, shift=(-(p - kh // 2), -(q - kw // 2)), axis=(-2, -1))
-            y += np.einsum("oc,...cij->...oij", kernel[:, :, p, q], shifted)
-    return y
-
-
-def dense_of(fn, shape):
-    """Dense matrix of the linear map ``fn`` (applied to a batch of basis arrays of ``shape``)."""
-    n = int(np.prod(shape))
-    return fn(np.eye(n).reshape(n, *shape)).reshape(n, -1).T
-
-
 def reference_monotone(p, m, shape):
     """``I - W = m I + g AᵀA/‖A‖² - h (B - Bᵀ)/‖B‖`` from dense correlation matrices."""
     p = {k: to_numpy(v).astype(np.float64) for k, v in p._asdict().items()}
@@ -74,6 +56,7 @@ def test_non_square_image_and_larger_kernel_match_reference():
     p = layer.init_params(seed=1)
     ref = reference_monotone(p, 0.4, layer.state_shape)
     np.testing.assert_allclose(layer.monotone_matrix(p), ref, atol=1e-12)
+    np.testing.assert_allclose(layer.weight(p), np.eye(len(ref)) - ref, atol=1e-12)
     x = np.random.default_rng(0).standard_normal((1, 2, 3, 6))
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     expected = correlate(p.U, padded) + p.b[:, None, None]

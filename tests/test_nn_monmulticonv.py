@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import correlate, dense_of, to_numpy
 
 import opsplit as ops
 from opsplit import nn
-from opsplit._backend import to_numpy
 
 C_IN, CHANNELS, IMAGE, K, M = 2, (2, 3, 2), (4, 4), 3, 0.6
 
 
 # -- independent references ------------------------------------------------------------
-def correlate(kernel, x):
-    """Circular cross-correlation with a centred kernel, by loops over the taps."""
-    c_out, _, kh, kw = kernel.shape
-    y = np.zeros((*x.shape[:-3], c_out, *x.shape[-2:]))
-    for p in range(kh):
-        for q in range(kw):
-            shifted = np.roll(x, shift=(-(p - kh // 2), -(q - kw // 2)), axis=(-2, -1))
-            y += np.einsum("oc,...cij->...oij", kernel[:, :, p, q], shifted)
-    return y
-
-
-def dense_of(fn, shape):
-    n = int(np.prod(shape))
-    return fn(np.eye(n).reshape(n, *shape)).reshape(n, -1).T
-
-
 def reference_monotone(layer, p, pad=(0, 1)):
     """``I - W`` block by block from the definition: ``mI + AᵀA + SᵀS - (B - Bᵀ)`` on
     the diagonal, ``2 Aᵀ P S`` below it, with explicit subsampling and top-left placement."""
@@ -106,6 +90,8 @@ def test_monotone_operator_matches_direct_reference(backend):
     ref = reference_monotone(layer, p)
     op = layer.monotone(on_backend(p, backend))
     np.testing.assert_allclose(to_numpy(op.to_dense()), ref, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(layer.weight(on_backend(p, backend))),
+                               np.eye(len(ref)) - ref, atol=1e-12)
     rng = np.random.default_rng(4)
     v = tuple(backend.asarray(rng.standard_normal((2, *s))) for s in layer.state_shapes)
     vf = flat(v)

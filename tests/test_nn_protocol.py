@@ -197,3 +197,23 @@ def test_a_layer_must_implement_the_protocol():
         Incomplete()
     with pytest.raises(TypeError, match="MonotoneLayer"):
         nn.MonDEQ(object())
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.MonDense(3, 4),
+        nn.MonConv(in_channels=1, channels=2, image_shape=(4, 4)),
+        nn.MonMultiConv(in_channels=1, channels=(2, 2), image_shape=(4, 4)),
+    ],
+    ids=["dense", "conv", "multiconv"],
+)
+def test_init_params_takes_float_dtypes_only(layer):
+    """Every layer's parameters come in the float dtype asked for; any other dtype
+    (which the host-to-device copy alone would accept) is refused by name."""
+    for dtype in ("float32", "float64"):
+        params = layer.init_params(seed=0, dtype=dtype)
+        assert {str(v.dtype) for v in params.arrays().values()} == {dtype}
+    for bad in ("int64", "float16", "bool"):
+        with pytest.raises(ValueError, match="dtype must be 'float32' or 'float64'"):
+            layer.init_params(seed=0, dtype=bad)

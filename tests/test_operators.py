@@ -714,34 +714,3 @@ def test_scipy_interop_backends(backend):
         to_scipy(dense)
     with pytest.raises(TypeError, match="like"):
         from_scipy(sp.eye(3), like=x)
-
-
-# -- layering -----------------------------------------------------------------
-def test_operators_import_nothing_above_them():
-    """backend ← operators ← prox ← splitting: no module of opsplit.operators
-    imports a higher layer, not even lazily inside a function."""
-    import ast
-    import pathlib
-
-    import opsplit.operators
-
-    allowed = {"_backend", "_validate", "_vectors", "operators"}
-    offending = []
-    for path in pathlib.Path(opsplit.operators.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                if node.level == 0:
-                    parts = (node.module or "").split(".")
-                    top = parts[1] if parts[0] == "opsplit" and len(parts) > 1 else None
-                elif node.level == 1:
-                    top = "operators"
-                else:
-                    top = (node.module or "").split(".")[0]
-                if top is not None and top not in allowed:
-                    offending.append(f"{path.name}: {node.module}")
-            elif isinstance(node, ast.Import):
-                offending += [
-                    f"{path.name}: {a.name}" for a in node.names
-                    if a.name.startswith("opsplit.") and a.name.split(".")[1] not in allowed
-                ]
-    assert not offending, offending

@@ -378,26 +378,6 @@ def test_methods_declare_the_capabilities_they_need():
         assert len(cls.requires) == 2
 
 
-def test_driver_and_methods_import_no_diagnostics():
-    """The layering: splitting and the driver never import diagnostics (not even lazily)."""
-    import ast
-    from pathlib import Path
-
-    root = Path(ops.__file__).parent
-    files = [*sorted((root / "splitting").glob("*.py")), root / "_solve.py",
-             root / "_certify.py", root / "_result.py", root / "problems.py"]
-    for path in files:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            assert not any("diagnostics" in name or name.startswith("nn") for name in names), (
-                path.name, names)
-
-
 # -- (e) inputs are not mutated; (f) float32 stays float32 ------------------------------
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_inputs_not_mutated(name):

@@ -41,6 +41,17 @@ class SearchOptions:
     seed : int
         Seed of the random generator.
 
+    Notes
+    -----
+    Every sampled check (:func:`~opsplit.diagnostics.check_monotone`,
+    :func:`~opsplit.diagnostics.check_lipschitz`,
+    :func:`~opsplit.diagnostics.check_cocoercive`,
+    :func:`~opsplit.diagnostics.check_averaged`, ...) takes ``options`` (default
+    ``SearchOptions()``) and, as keyword arguments, any of these fields, which
+    override those of ``options``: ``check_monotone(op, x, samples=16)`` is
+    ``check_monotone(op, x, options=SearchOptions(samples=16))``; any other
+    keyword is a ``TypeError``.
+
     Examples
     --------
     >>> import numpy as np, opsplit as ops

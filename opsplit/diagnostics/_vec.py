@@ -11,13 +11,12 @@ import numpy as np
 from array_api_compat import device
 
 from .._backend import namespace, to_numpy
-from .._vectors import batch_sq_norms, block_shapes, first_array, is_block_shape, is_tuple, vmap
+from .._vectors import block_shapes, first_array, is_block_shape, is_tuple, vmap
 
 __all__ = [
     "like_of",
     "random_vector",
     "batch_dot",
-    "batch_norm",
     "host",
     "stack",
     "eps_of",
@@ -75,10 +74,6 @@ def batch_dot(a, b, nb: int):
             total = total + p
         return total
     return parts
-
-
-def batch_norm(a, nb: int):
-    return namespace(first_array(a)).sqrt(batch_sq_norms(a, nb))
 
 
 def host(x) -> np.ndarray:

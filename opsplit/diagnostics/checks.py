@@ -191,10 +191,9 @@ def check_monotone(
     raise_on_fail : bool
         Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
     options : SearchOptions, optional
-        How pairs are sampled and searched (default ``SearchOptions()``).
+        How pairs are sampled and searched (see :class:`SearchOptions`).
     **search
-        Fields of :class:`SearchOptions` (``samples``, ``search_steps``,
-        ``keep``, ``scale``, ``seed``) overriding those of ``options``.
+        Fields of :class:`SearchOptions` overriding those of ``options``.
 
     Returns
     -------
@@ -280,15 +279,16 @@ def check_lipschitz(
     lipschitz : float, optional
         The claimed constant; defaults to ``op.lipschitz``.
     rtol : float, optional
-        As in :func:`check_monotone`.
+        Rounding allowance relative to the operator's size (default
+        ``10·sqrt(eps)``).
     batched : bool
-        As in :func:`check_monotone`.
+        Whether the map accepts leading batch axes (else it is applied row by row).
     raise_on_fail : bool
-        As in :func:`check_monotone`.
+        Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
     options : SearchOptions, optional
-        As in :func:`check_monotone`.
+        How pairs are sampled and searched (see :class:`SearchOptions`).
     **search
-        As in :func:`check_monotone`.
+        Fields of :class:`SearchOptions` overriding those of ``options``.
 
     Returns
     -------
@@ -391,15 +391,16 @@ def check_cocoercive(
     dense_limit : int
         Linear operators with at most this many unknowns are checked exactly.
     rtol : float, optional
-        As in :func:`check_monotone`.
+        Rounding allowance relative to the operator's size (default
+        ``10·sqrt(eps)``).
     batched : bool
-        As in :func:`check_monotone`.
+        Whether the map accepts leading batch axes (else it is applied row by row).
     raise_on_fail : bool
-        As in :func:`check_monotone`.
+        Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
     options : SearchOptions, optional
-        As in :func:`check_monotone`.
+        How pairs are sampled and searched (see :class:`SearchOptions`).
     **search
-        As in :func:`check_monotone`.
+        Fields of :class:`SearchOptions` overriding those of ``options``.
 
     Returns
     -------
@@ -492,15 +493,16 @@ def check_averaged(
     step : float
         Step of the prox or resolvent.
     rtol : float, optional
-        As in :func:`check_monotone`.
+        Rounding allowance relative to the operator's size (default
+        ``10·sqrt(eps)``).
     batched : bool
-        As in :func:`check_monotone`.
+        Whether the map accepts leading batch axes (else it is applied row by row).
     raise_on_fail : bool
-        As in :func:`check_monotone`.
+        Raise :class:`~opsplit.diagnostics.CheckFailed` on failure.
     options : SearchOptions, optional
-        As in :func:`check_monotone`.
+        How pairs are sampled and searched (see :class:`SearchOptions`).
     **search
-        As in :func:`check_monotone`.
+        Fields of :class:`SearchOptions` overriding those of ``options``.
     name : str, optional
         Name used in the report.
 

@@ -1,16 +1,10 @@
 r"""Spectral estimates of linear operators: margin and norm.
 
-The *margin* of a square linear operator ``L`` is the smallest eigenvalue of
-its symmetric part,
-
-.. math::
-
-    m(L) = \lambda_{\min}\Big(\tfrac12 (L + L^{H})\Big)
-         = \min_{x \ne 0} \frac{\langle L x, x\rangle}{\|x\|^2},
-
-so ``L`` is monotone iff ``m(L) >= 0`` and ``m``-strongly monotone iff
-``m(L) >= m``.  Both :func:`margin` and :func:`opnorm` use the operator's
-structure when it gives an exact answer (the rules of
+The *margin* :math:`m(L) = \lambda_{\min}\big(\tfrac12 (L + L^{H})\big)` of a square
+linear operator (defined in :mod:`opsplit.operators.spectral`) decides
+monotonicity: ``L`` is ``m``-strongly monotone iff ``m(L) >= m``.  Both
+:func:`margin` and :func:`opnorm` use the operator's structure when it gives
+an exact answer (the rules of
 :mod:`opsplit.operators.spectral`), and Lanczos otherwise:
 
 - :class:`~opsplit.Identity`, :class:`~opsplit.Diagonal`: closed form;

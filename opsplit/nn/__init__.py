@@ -42,7 +42,7 @@ _EXPORTS = {
     "StepSchedule": "optim",
     "OneCycleSchedule": "optim",
     "load_dataset": "data",
-    "Dataset": "data",
+    "Dataset": "dataset",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "load_classifier": "checkpoint",

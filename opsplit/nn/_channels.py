@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validate import check_float_dtype
+
 __all__ = ["channel_stats", "standardise_channels", "standardise_split", "check_image_dtype"]
 
 _CHUNK = 1024  # images per block: the work stays in cache (4x faster than whole arrays)
@@ -90,6 +92,4 @@ def standardise_split(x_train: np.ndarray, x_test: np.ndarray, dtype="float32",
 
 def check_image_dtype(dtype) -> np.dtype:
     """``dtype`` as a NumPy dtype, raising ``ValueError`` unless float32 or float64."""
-    if str(dtype) not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return np.dtype(str(dtype))
+    return np.dtype(check_float_dtype(dtype))

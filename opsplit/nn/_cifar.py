@@ -20,6 +20,7 @@ import numpy as np
 
 from ._channels import check_image_dtype, standardise_split
 from ._fetch import require_file
+from .dataset import Dataset
 
 __all__ = ["load_cifar10", "read_cifar_batch", "CIFAR10_ARCHIVE", "CIFAR10_CHECKSUMS",
            "CIFAR10_MIRRORS"]
@@ -115,8 +116,6 @@ def load_cifar10(directory=None, *, download: bool = False, mirrors=None,
     Dataset
         Named ``"cifar10"``, 10 classes, per-channel ``mean`` and ``std`` tuples.
     """
-    from .data import Dataset
-
     dtype = check_image_dtype(dtype)
     mirrors = CIFAR10_MIRRORS if mirrors is None else mirrors
     checksums = CIFAR10_CHECKSUMS if checksums is None else checksums

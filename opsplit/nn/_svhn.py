@@ -18,6 +18,7 @@ import numpy as np
 
 from ._channels import check_image_dtype, standardise_split
 from ._fetch import require_file
+from .dataset import Dataset
 
 __all__ = ["load_svhn", "read_svhn_mat", "SVHN_CHECKSUMS", "SVHN_MIRRORS"]
 
@@ -98,8 +99,6 @@ def load_svhn(directory=None, *, download: bool = False, mirrors=None,
     Dataset
         Named ``"svhn"``, 10 classes, per-channel ``mean`` and ``std`` tuples.
     """
-    from .data import Dataset
-
     dtype = check_image_dtype(dtype)
     mirrors = SVHN_MIRRORS if mirrors is None else mirrors
     checksums = SVHN_CHECKSUMS if checksums is None else checksums

@@ -84,8 +84,16 @@ PRESETS = {
 #: The values of ``--model``.
 MODELS = ("dense", "conv", "multitier", "conv-large", "multitier-large")
 
-#: Exceptions to the table: the paper's CIFAR-10 multi-tier model uses Adam 1e-2.
+#: Exceptions to the table: the paper's CIFAR-10 multi-tier model uses Adam 1e-2; on the
+#: small MNIST sources (mnist-sample: 32 batches per epoch, MNIST's 469) the multi-tier
+#: model uses 2e-3 — with the paper's 1e-3 it reached 76.8 / 86.3 / 89.2 / 90.6 % test
+#: accuracy after epochs 1–4 on mnist-sample (seed 0), with 2e-3 84.1 / 88.6 / 92.2 /
+#: 93.6 % and 95.8 % after epoch 10.
 _CIFAR_MULTITIER = Preset((16, 32, 60), lr=1e-2)
+_SMALL_MULTITIER = Preset((16, 32, 32), lr=2e-3)
+
+#: The MNIST sources small enough that 10 epochs are a few hundred steps.
+SMALL = ("mnist-sample", "digits")
 
 
 def preset(model: str, dataset: str) -> Preset:
@@ -95,6 +103,8 @@ def preset(model: str, dataset: str) -> Preset:
     --------
     >>> preset("conv", "mnist-sample").size, preset("multitier", "svhn").size
     (54, (16, 32, 60))
+    >>> preset("multitier", "mnist").lr, preset("multitier", "mnist-sample").lr
+    (0.001, 0.002)
     >>> preset("conv-large", "cifar10").augment
     True
     """
@@ -102,6 +112,8 @@ def preset(model: str, dataset: str) -> Preset:
         raise ValueError(f"--model must be one of {MODELS}, got {model!r}")
     if model == "multitier" and dataset == "cifar10":
         return _CIFAR_MULTITIER
+    if model == "multitier" and dataset in SMALL:
+        return _SMALL_MULTITIER
     kind = "colour" if dataset in COLOUR else "mnist"
     key = (model, kind)
     if key not in PRESETS:  # the large models are CIFAR-sized: use them as they are
@@ -158,8 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     opt.add_argument("--lr", type=_positive_float, default=None,
                      help="learning rate, the peak of onecycle (the model's preset: 1e-3; "
-                          "1e-2 for multitier on cifar10 and conv-large, 5e-2 for "
-                          "multitier-large)")
+                          "2e-3 for multitier on mnist-sample and digits, 1e-2 for multitier "
+                          "on cifar10 and conv-large, 5e-2 for multitier-large)")
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
     opt.add_argument("--schedule", choices=("step", "onecycle", "constant"), default=None,
                      help="step: lr x gamma at each milestone (the paper's: /10 every 10 "

@@ -35,12 +35,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import check_floating, device, namespace, to_numpy
-from .._validate import check_positive_int
+from .._backend import check_floating, device, from_host, namespace, to_numpy
+from .._validate import check_float_dtype, check_positive_int
 from ..operators.conv import apply_symbol, apply_to_spectrum, spectrum
 from . import _fourier as fourier
 from .border import BorderMasked
-from .layers import to_backend
 from .protocol import MonotoneLayer
 
 __all__ = ["ConvParams", "MonConv"]
@@ -259,6 +258,7 @@ class MonConv(MonotoneLayer):
         -------
         ConvParams
         """
+        dtype = check_float_dtype(dtype)
         rng = np.random.default_rng(seed)
         c, ci, k = self.channels, self.in_channels, self.kernel_size
         A, _ = init_kernel(rng, (c, c, k, k))
@@ -272,7 +272,7 @@ class MonConv(MonotoneLayer):
             "g": np.asarray(1.0),
             "h": np.asarray(1.0),
         }
-        return ConvParams(**{name: to_backend(v, dtype, like) for name, v in host.items()})
+        return ConvParams(**{name: from_host(v, like, dtype) for name, v in host.items()})
 
     def check_params(self, params) -> None:
         """Raise ``TypeError``/``ValueError`` naming the field that does not fit."""
@@ -320,17 +320,6 @@ class MonConv(MonotoneLayer):
         inverse per frequency."""
         self.check_params(params)
         return fourier.SpectralConv(self.monotone_symbol(params), self.grid)
-
-    def monotone_matrix(self, params):
-        """The dense matrix of :math:`I - W` (row-major over ``(C, H + 2, W + 2)``);
-        for tests on tiny images."""
-        return self.monotone(params).to_dense()
-
-    def weight(self, params):
-        """The dense weight matrix ``W`` (tiny images only)."""
-        M = self.monotone_matrix(params)
-        xp = namespace(M)
-        return xp.eye(M.shape[0], dtype=M.dtype, device=device(M)) - M
 
     def lipschitz(self, params) -> float:
         r""":math:`\|I - W\|_2`, exactly: the largest singular value over the

@@ -33,10 +33,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import check_floating, device, namespace, to_numpy
-from .._validate import check_positive_int
+from .._backend import check_floating, device, from_host, namespace, to_numpy
+from .._validate import check_float_dtype, check_positive_int
 from ..operators import Dense
-from .layers import to_backend
 from .protocol import MonotoneLayer
 
 __all__ = ["DenseParams", "MonDense"]
@@ -51,12 +50,20 @@ class DenseParams(NamedTuple):
 
     Attributes
     ----------
-    A, B : array, shape (width, width)
-    U : array, shape (width, in_features)
-    b : array, shape (width,)
-    g, h : 0-d array or None
-        The weight-normalization scales; ``None`` for a layer without weight
-        normalization.  :meth:`arrays` lists only the fields that are present.
+    A : array
+        Shape ``(width, width)``: the factor of the symmetric part :math:`A^\top A`.
+    B : array
+        Shape ``(width, width)``: the skew part is :math:`B - B^\top`.
+    U : array
+        Shape ``(width, in_features)``: the input map.
+    b : array
+        Shape ``(width,)``: the bias.
+    g : array or None
+        0-d: the weight-normalization scale of ``A``; ``None`` for a layer without
+        weight normalization.  :meth:`arrays` lists only the fields that are present.
+    h : array or None
+        0-d: the weight-normalization scale of ``B``; ``None`` without weight
+        normalization.
     """
 
     A: Any
@@ -155,8 +162,7 @@ class MonDense(MonotoneLayer):
         -------
         DenseParams
         """
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = check_float_dtype(dtype)
         if not isinstance(scale, numbers.Real) or not scale > 0:
             raise ValueError(f"scale must be a real number > 0, got {scale!r}")
         rng = np.random.default_rng(seed)
@@ -170,7 +176,7 @@ class MonDense(MonotoneLayer):
         if self.weight_norm:
             host["g"] = np.asarray(np.sum(host["A"] ** 2))
             host["h"] = np.asarray(np.sqrt(np.sum(host["B"] ** 2)))
-        return DenseParams(**{name: to_backend(v, dtype, like) for name, v in host.items()})
+        return DenseParams(**{name: from_host(v, like, dtype) for name, v in host.items()})
 
     def check_params(self, params) -> None:
         """Raise ``TypeError``/``ValueError`` naming the field that does not fit."""
@@ -246,12 +252,6 @@ class MonDense(MonotoneLayer):
         S, K = self._normalized(params)
         eye = xp.eye(self.width, dtype=params.A.dtype, device=device(params.A))
         return self.m * eye + S - K
-
-    def weight(self, params):
-        """The weight matrix ``W``."""
-        xp = namespace(params.A)
-        eye = xp.eye(self.width, dtype=params.A.dtype, device=device(params.A))
-        return eye - self.monotone_matrix(params)
 
     def monotone(self, params) -> Dense:
         r""":math:`I - W` as a :class:`~opsplit.Dense` operator (checks ``params``);

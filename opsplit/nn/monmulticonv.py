@@ -52,14 +52,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import device, namespace, to_numpy
-from .._validate import check_positive_int
+from .._backend import device, from_host, namespace, to_numpy
+from .._validate import check_float_dtype, check_positive_int
 from ..operators import BlockLowerTriangular, LinearOperator
 from ..operators.basic import check_trailing
 from ..operators.conv import apply_symbol, apply_to_spectrum, spectrum
 from . import _fourier as fourier
 from .border import BorderMasked
-from .layers import to_backend
 from .monconv import (
     check_field,
     check_image_input,
@@ -314,6 +313,7 @@ class MonMultiConv(MonotoneLayer):
         -------
         MultiConvParams
         """
+        dtype = check_float_dtype(dtype)
         rng = np.random.default_rng(seed)
         cs, k = self.channels, self.kernel_size
         U, bound = init_kernel(rng, (cs[0], self.in_channels, k, k))
@@ -323,7 +323,7 @@ class MonMultiConv(MonotoneLayer):
         N = [init_kernel(rng, (c1, c0, k, k))[0] for c0, c1 in zip(cs[:-1], cs[1:])]
 
         def put(v):
-            return to_backend(v, dtype, like)
+            return from_host(v, like, dtype)
 
         def ones(n):
             return tuple(put(np.asarray(1.0)) for _ in range(n))
@@ -450,17 +450,6 @@ class MonMultiConv(MonotoneLayer):
                 )
             rows.append(row)
         return BlockLowerTriangular(rows)
-
-    def monotone_matrix(self, params):
-        """The dense matrix of :math:`I - W`, tiers concatenated in order (each
-        row-major over ``(c_i, n_i, n_i)``); for tests on tiny images."""
-        return self.monotone(params).to_dense()
-
-    def weight(self, params):
-        """The dense weight matrix ``W`` (tiny images only)."""
-        M = self.monotone_matrix(params)
-        xp = namespace(M)
-        return xp.eye(M.shape[0], dtype=M.dtype, device=device(M)) - M
 
     def lipschitz(self, params) -> float:
         r"""An upper bound on :math:`\|I - W\|_2`: the largest diagonal-block norm

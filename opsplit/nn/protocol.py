@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from .._backend import device, namespace
 from ..operators import LinearOperator
 
 __all__ = ["MonotoneLayer"]
@@ -86,6 +87,19 @@ class MonotoneLayer(ABC):
         r"""The operator :math:`I - W` on hidden states (batch axes leading),
         of a type with a structure-aware shifted inverse
         (:func:`opsplit.operators.shifted_inverse`).  Checks ``params``."""
+
+    def monotone_matrix(self, params):
+        r"""The dense matrix of :math:`I - W`: :meth:`monotone` on one state
+        flattened row-major (the blocks of a tuple state concatenated in order);
+        for tests and tiny states, as it has (state size)² entries."""
+        return self.monotone(params).to_dense()
+
+    def weight(self, params):
+        """The dense weight matrix ``W`` (:meth:`monotone_matrix` subtracted from
+        the identity)."""
+        M = self.monotone_matrix(params)
+        xp = namespace(M)
+        return xp.eye(M.shape[0], dtype=M.dtype, device=device(M)) - M
 
     @abstractmethod
     def injection(self, params, x):

@@ -94,18 +94,6 @@ def _(op: Dense, a: float = 1.0, b: float = 1.0):
     return Dense(inverse)
 
 
-@shifted_inverse.register
-def _(op: ScaledOperator, a: float = 1.0, b: float = 1.0):
-    _check_shift(a, b)
-    return shifted_inverse(op.op, a, b * op.scalar)
-
-
-@shifted_inverse.register
-def _(op: AdjointOperator, a: float = 1.0, b: float = 1.0):
-    _check_shift(a, b)
-    return shifted_inverse(op.op, a, b).H
-
-
 @singledispatch
 def shifted_operator(op: LinearOperator, a: float = 1.0, b: float = 1.0) -> LinearOperator:
     r"""Return the operator :math:`a I + b L` for a square ``L = op``, as one value.
@@ -169,14 +157,22 @@ def _shifted_matrix(op: Dense, a: float, b: float):
     return a * eye + b * op.matrix
 
 
-@shifted_operator.register
-def _(op: ScaledOperator, a: float = 1.0, b: float = 1.0):
-    _check_shift(a, b)
-    return shifted_operator(op.op, a, b * op.scalar)
+def _register_views(rule):
+    r"""The rules ``rule`` (:func:`shifted_inverse` or :func:`shifted_operator`)
+    shares for views of an operator: :math:`aI + b(sL) = aI + (bs)L`, and
+    :math:`(aI + bL^H)^{\pm 1} = ((aI + bL)^{\pm 1})^H` for real ``a``, ``b``
+    (a transposed view of ``L``'s result, no new matrix)."""
+
+    @rule.register
+    def _(op: ScaledOperator, a: float = 1.0, b: float = 1.0):
+        _check_shift(a, b)
+        return rule(op.op, a, b * op.scalar)
+
+    @rule.register
+    def _(op: AdjointOperator, a: float = 1.0, b: float = 1.0):
+        _check_shift(a, b)
+        return rule(op.op, a, b).H
 
 
-@shifted_operator.register
-def _(op: AdjointOperator, a: float = 1.0, b: float = 1.0):
-    # (aI + bL)ᴴ = aI + bLᴴ for real a, b: a transposed view, no new matrix
-    _check_shift(a, b)
-    return shifted_operator(op.op, a, b).H
+_register_views(shifted_inverse)
+_register_views(shifted_operator)

@@ -7,9 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from .._backend import namespace
 from .._validate import check_positive
-from .._vectors import batch_sq_norms, first_array
 from ..operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
 from ..operators.spectral import exact_margin
 
@@ -73,12 +71,6 @@ def check_error_constants(step, margin, lipschitz, monotonicity) -> None:
         raise ValueError(f"lipschitz must be >= 0, got {lipschitz}")
     if not monotonicity >= 0:
         raise ValueError(f"monotonicity must be >= 0, got {monotonicity}")
-
-
-def batch_norms(v, batch_ndim: int):
-    """Per-sample Euclidean norms of ``v``, on its device."""
-    xp = namespace(first_array(v))
-    return xp.sqrt(batch_sq_norms(v, batch_ndim))
 
 
 def linear_margin(op) -> float | None:

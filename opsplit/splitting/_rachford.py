@@ -21,11 +21,11 @@ import math
 from dataclasses import dataclass
 
 from .._backend import namespace
-from .._vectors import axpy, first_array, lincomb, sub
+from .._validate import check_real
+from .._vectors import axpy, batch_norms, first_array, lincomb, sub
 from ..operators.monotone import ForwardOperator
 from ._base import (
     SplittingMethod,
-    batch_norms,
     check_constants,
     check_error_constants,
     resolvent,
@@ -33,6 +33,14 @@ from ._base import (
 from .forward_backward import fb_element
 
 __all__ = ["RachfordSplitting", "pr_contraction", "dr_contraction", "rachford_error_factor"]
+
+
+def check_relaxation(relaxation) -> float:
+    """``relaxation`` as a float, raising unless it is a real number in ``(0, 2]``."""
+    value = check_real(relaxation, "relaxation")
+    if not 0 < value <= 2:
+        raise ValueError(f"relaxation must be in (0, 2], got {relaxation}")
+    return value
 
 
 def pr_contraction(m: float, L: float, step: float) -> float:
@@ -99,8 +107,7 @@ def dr_contraction(m: float, L: float, step: float, relaxation: float = 1.0) -> 
     >>> dr_contraction(1.0, 2.0, 0.5) == (1 + c) / 2
     True
     """
-    if not 0 < relaxation <= 2:
-        raise ValueError(f"relaxation must be in (0, 2], got {relaxation}")
+    relaxation = check_relaxation(relaxation)
     c = pr_contraction(m, L, step)
     return abs(1.0 - relaxation / 2.0) + relaxation / 2.0 * c
 
@@ -141,8 +148,7 @@ def rachford_error_factor(
     0.0
     """
     check_error_constants(step, margin, lipschitz, monotonicity)
-    if not 0 < relaxation <= 2:
-        raise ValueError(f"relaxation must be in (0, 2], got {relaxation}")
+    relaxation = check_relaxation(relaxation)
     factor = 1.0 + (1.0 + step * lipschitz) / (relaxation * step * margin)
     if monotonicity > 0 and lipschitz >= monotonicity:
         c = dr_contraction(monotonicity, lipschitz, step, relaxation)

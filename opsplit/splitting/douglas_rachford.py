@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._vectors import add, reflect, scale, sub
-from ._base import State, check_positive
-from ._rachford import RachfordSplitting
+from ._base import State
+from ._rachford import RachfordSplitting, check_relaxation
 
 __all__ = ["DouglasRachford"]
 
@@ -60,9 +60,7 @@ class DouglasRachford(RachfordSplitting):
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "relaxation", check_positive(self.relaxation, "relaxation"))
-        if self.relaxation > 2:
-            raise ValueError(f"relaxation must be in (0, 2], got {self.relaxation}")
+        object.__setattr__(self, "relaxation", check_relaxation(self.relaxation))
 
     def prepare(self, problem):
         return _Resolvents(*self.resolvents(problem), self.evaluator(problem))

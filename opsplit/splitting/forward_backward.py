@@ -21,12 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-from .._vectors import scale, sub
+from .._vectors import batch_norms, scale, sub
 from ..operators.monotone import ForwardOperator, ResolventOperator
 from ._base import (
     SplittingMethod,
     State,
-    batch_norms,
     check_constants,
     check_error_constants,
     resolvent,
