@@ -334,8 +334,8 @@ def _readout_matrix(model, params):
         n, layer.in_channels, *layer.image_shape)
     x0 = xp.zeros(shape, dtype=weight.dtype, device=device(weight))
     z = layer.injection(params.deq, model.equilibrium_input(x0))  # any state of the right shape
-    _, cache = model._readout(z)
-    rows = model._readout_backward(z, cache, weight)
+    _, cache = model.readout(z)
+    rows = model.readout_backward(z, cache, weight)
     parts = rows if isinstance(rows, tuple) else (rows,)
     return xp.concat([xp.reshape(r, (n, -1)) for r in parts], axis=1)
 
@@ -470,7 +470,7 @@ def robustness_radii(model, params, x, *, cert: LayerCertificate | None = None,
         tol = 100 * float(namespace(params.head.weight).finfo(params.head.weight.dtype).eps)
     deq = model.deq.with_options(tol=tol, maxiter=maxiter)
     z, state = deq.forward(params.deq, model.equilibrium_input(x))
-    logits, _ = model.head.forward(params.head, model._readout(z)[0])
+    logits, _ = model.head.forward(params.head, model.readout(z)[0])
     y = np.asarray(to_numpy(logits), dtype=np.float64)
     order = np.argsort(y, axis=1)
     rows = np.arange(y.shape[0])

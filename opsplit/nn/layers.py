@@ -15,6 +15,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .._backend import check_floating, from_host, namespace
+from .._validate import check_float_dtype
 
 __all__ = [
     "LinearParams",
@@ -23,18 +24,7 @@ __all__ = [
     "AvgPool2d",
     "softmax_cross_entropy",
     "accuracy_count",
-    "to_backend",
 ]
-
-
-def to_backend(host, dtype: str, like=None):
-    """Floating host data (parameters) in ``like``'s library and device (NumPy
-    when ``like`` is ``None``) with dtype name ``dtype`` (``"float32"``,
-    ``"float64"``): ``opsplit._backend.from_host`` restricted to the
-    parameter dtypes."""
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return from_host(host, like, dtype)
 
 
 class LinearParams(NamedTuple):
@@ -106,7 +96,8 @@ class Linear:
             b = np.zeros(self.out_features)
         else:
             raise ValueError(f"scheme must be 'torch' or 'glorot', got {scheme!r}")
-        return LinearParams(to_backend(w, dtype, like), to_backend(b, dtype, like))
+        dtype = check_float_dtype(dtype)
+        return LinearParams(from_host(w, like, dtype), from_host(b, like, dtype))
 
     def check_params(self, params: LinearParams, name: str = "params") -> None:
         """Raise ``ValueError``/``TypeError`` naming the field that does not fit."""

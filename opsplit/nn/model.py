@@ -488,8 +488,10 @@ class Classifier:
         )
 
     # -- passes -------------------------------------------------------------------
-    def _readout(self, z):
-        """``(features, cache)``: the head's input from the equilibrium state."""
+    def readout(self, z):
+        """``(features, cache)``: the head's input from the equilibrium state
+        ``z`` (the state itself, its ``4 × 4`` average pooling, or the last
+        tier), flattened to ``(batch, head.in_features)``."""
         if self.kind == "multitier":
             z = z[-1]
         pooled = None
@@ -498,8 +500,10 @@ class Classifier:
         flat, shape = Flatten().forward(z)
         return flat, (shape, pooled)
 
-    def _readout_backward(self, z, cache, grad_features):
-        """The gradient with respect to the state ``z`` (tuple for multi-tier)."""
+    def readout_backward(self, z, cache, grad_features):
+        """The adjoint of :meth:`readout`: the gradient with respect to the
+        state ``z`` (a tuple for multi-tier, zero on the tiers the head does
+        not read) from ``grad_features``."""
         shape, pooled = cache
         grad = Flatten().backward(shape, grad_features)
         if self.kind == "conv":
@@ -513,7 +517,7 @@ class Classifier:
         """Return ``(logits, cache)`` for a batch ``x`` of shape ``(n, ...)``
         (see :meth:`check_sample_shape`)."""
         z, state = self.deq.forward(params.deq, self.equilibrium_input(x))
-        features, readout = self._readout(z)
+        features, readout = self.readout(z)
         logits, head_cache = self.head.forward(params.head, features)
         return logits, (tuple(x.shape), state, readout, head_cache)
 
@@ -521,7 +525,7 @@ class Classifier:
         """Return ``(grads, grad_x, backward_result)`` from ``∂ℓ/∂logits``."""
         shape, state, readout, head_cache = cache
         head_grads, grad_features = self.head.backward(params.head, head_cache, grad_logits)
-        grad_z = self._readout_backward(state.z, readout, grad_features)
+        grad_z = self.readout_backward(state.z, readout, grad_features)
         deq_grads, grad_in, result = self.deq.backward(
             params.deq, state, grad_z, return_result=True
         )
