@@ -33,7 +33,7 @@ def fb_step(layer, p):
 
 
 def numpy_params(p):
-    from opsplit._backend import to_numpy
+    from conftest import to_numpy
 
     return {k: to_numpy(v).astype(np.float64) for k, v in p.arrays().items()}
 

@@ -292,13 +292,15 @@ def plot_residuals(history: FitHistory, path, *, max_curves: int = 6) -> Path:
                                                         min(len(records), max_curves))})
     chosen = [records[i] for i in picks] if records else []
     labels = [f"epoch {r.epoch} (alpha {r.alpha:.3g})" for r in chosen]
-    tol = history.model.deq.tol if history.model is not None else 0.0
+    deq = history.model.deq if history.model is not None else None
+    tols = (None, None) if deq is None else (
+        deq.tol, deq.tol if deq.backward_tol is None else deq.backward_tol)
     fig = Figure(figsize=(10, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, key, title in ((axes[0], "fwd_curve", "forward (equilibrium)"),
-                           (axes[1], "bwd_curve", "backward (adjoint)")):
-        results = [_as_result(getattr(r, key), tol) for r in chosen]
-        plot.residuals(results, labels, ax=ax, title=title)
+    for ax, key, title, tol in ((axes[0], "fwd_curve", "forward (equilibrium)", tols[0]),
+                                (axes[1], "bwd_curve", "backward (adjoint)", tols[1])):
+        results = [_as_result(getattr(r, key), tol or 0.0) for r in chosen]
+        plot.residuals(results, labels, ax=ax, title=title, tol=tol)
     axes[0].set_ylabel("relative fixed-point residual")
     axes[1].set_ylabel("")
     return save_figure(fig, path, dpi=110)
