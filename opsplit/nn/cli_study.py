@@ -137,7 +137,8 @@ def run(args) -> int:
         )
     print(f"checkpoint {args.checkpoint}, epoch {meta['epoch']}: {model.describe()}")
     print(f"step-size study on {len(x)} test images of {data.name} "
-          f"(m = {float(cert.margin):.4g}, L = ‖I - W‖ = {float(cert.lipschitz):.4g})")
+          f"(m = {float(cert.margin):.4g}, L = ‖I - W‖ "
+          f"{'=' if cert.lipschitz.exact else '≤'} {float(cert.lipschitz):.4g})")
     print(study.table())
     for line in findings(study):
         print(line)
