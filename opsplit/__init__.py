@@ -22,7 +22,7 @@ from .operators import (
     shifted_inverse,
     to_scipy,
 )
-from .problems import Inclusion
+from .problems import Inclusion, Problem
 from .prox import NormalCone, Subdifferential
 from .splitting import DouglasRachford, ForwardBackward, PeacemanRachford, SplittingMethod, State
 
@@ -39,6 +39,7 @@ __all__ = [
     "Certificate",
     "Status",
     "Inclusion",
+    "Problem",
     "LinearOperator",
     "Identity",
     "Dense",

@@ -99,8 +99,8 @@ def certify(problem, margin: float | None = None) -> Certificate:
     if all(m is None for m, _ in parts):
         return make_certificate(None, "", verified=False)
     total = sum(m for m, _ in parts if m is not None)
-    declared = [role for role, (m, how) in zip("AB", parts) if how == "declared" and m]
-    computed = [role for role, (_, how) in zip("AB", parts) if how == "computed"]
+    declared = [role for role, (m, how) in zip("ABC", parts) if how == "declared" and m]
+    computed = [role for role, (_, how) in zip("ABC", parts) if how == "computed"]
     if declared:
         source = "declared by " + " and ".join(declared)
         if computed:
@@ -139,8 +139,9 @@ def error_bound(problem, method, state, m: float, batch_ndim: int):
     if state is None or state.delta is None or not m > 0:
         return None
     bounds = []
-    lip = problem.A.lipschitz if isinstance(problem.A, ForwardOperator) else None
-    factor = method.error_factor(m, lip, problem.A.strong_monotonicity or 0.0)
+    A = problem.operators[0] if problem.operators else None
+    lip = A.lipschitz if isinstance(A, ForwardOperator) else None
+    factor = None if A is None else method.error_factor(m, lip, A.strong_monotonicity or 0.0)
     xp = namespace(first_array(state.delta))
     if factor is not None:
         step_norm = to_numpy(xp.sqrt(batch_sq_norms(state.delta, batch_ndim)))

@@ -13,7 +13,7 @@ from ._certify import certify, error_bound, operator_lipschitz, operator_margin
 from ._result import SolveResult, Status
 from ._validate import check_positive, check_positive_int, check_real
 from ._vectors import batch_sq_norms, dtype_of, first_array, is_tuple, sub
-from .problems import Inclusion
+from .problems import Inclusion, Problem
 from .splitting import SplittingMethod, State
 
 __all__ = ["solve"]
@@ -153,10 +153,12 @@ def solve(
     >>> res.unique, res.verified       # margin 2, computed from the dense matrix
     (True, True)
     """
-    if not isinstance(problem, Inclusion):
-        raise TypeError(f"problem must be an Inclusion, got {type(problem).__name__}")
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a Problem (e.g. ops.Inclusion), got "
+                        f"{type(problem).__name__}")
     if not isinstance(method, SplittingMethod):
         raise TypeError(f"method must be a SplittingMethod, got {type(method).__name__}")
+    method.check_problem(problem)
     _validate_x0(x0)
     problem.validate(x0, "x0")
     tol = check_positive(tol, "tol")
@@ -335,11 +337,13 @@ def _hint(status, problem, method, margin):
         return method.stall_hint(margin)
     if status is not Status.DIVERGED:
         return ""
-    for role, op in zip("AB", problem.operators):
+    for role, op in zip("ABC", problem.operators):
         m, how = operator_margin(op)
         if how == "computed" and m < 0:
             return (f"{role} is not monotone (margin {m:.4g}); splitting methods need "
                     "maximally monotone operators")
+    if not isinstance(problem, Inclusion):
+        return method.divergence_hint(problem, None, None)
     m_A, _ = operator_margin(problem.A)
     return method.divergence_hint(problem, m_A, operator_lipschitz(problem.A))
 

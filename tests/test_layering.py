@@ -4,8 +4,8 @@ Every module of :mod:`opsplit` is parsed (no import runs) and every import in
 it — at module level, inside functions, under ``TYPE_CHECKING`` — must point
 to its own layer or a lower one::
 
-    _backend, _vectors, _validate, _io  ←  operators  ←  prox  ←  splitting
-      ←  _solve, _certify, problems, _result  ←  diagnostics  ←  plot  ←  nn  ←  cli
+    _backend, _vectors, _validate, _io  ←  operators  ←  prox  ←  problems  ←  splitting
+      ←  _solve, _certify, _result  ←  diagnostics  ←  plot  ←  nn  ←  cli
 
 This replaces three narrower tests (operators import nothing above them; the
 driver and the methods import no diagnostics; nothing below ``nn`` imports it),
@@ -28,8 +28,9 @@ LAYERS = (
     ("_backend", "_vectors", "_validate", "_io"),
     ("operators",),
     ("prox",),
+    ("problems",),
     ("splitting",),
-    ("_solve", "_certify", "problems", "_result"),
+    ("_solve", "_certify", "_result"),
     ("diagnostics",),
     ("plot",),
     ("nn",),

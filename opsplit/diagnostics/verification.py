@@ -76,7 +76,7 @@ def verify(problem, result=None, *, x_like=None, seed: int = 0) -> Certificate:
     if x_like is None and result is not None:
         x_like = _one_sample(result.x, problem.batch_ndim(result.x))
     total, how = 0.0, []
-    for role, op in zip("AB", problem.operators):
+    for role, op in zip("ABC", problem.operators):
         m, source = operator_margin(op)
         if source == "computed":
             total += m

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, NamedTuple
 from .._validate import check_positive
 from ..operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
 from ..operators.spectral import exact_margin
+from ..problems import Inclusion
 
 __all__ = ["SplittingMethod", "State", "check_positive", "check_constants"]
 
@@ -37,12 +38,17 @@ class State(NamedTuple):
         :math:`x - \\alpha A(x)`, which the resolvent of ``B`` may map back to
         finite values); the driver checks it for NaN and Inf when the solve
         stops.
+    aux : object or None
+        Whatever else the method carries from one step to the next (momentum,
+        a dual variable, an adaptive step, an acceleration memory), as the
+        method defines it; the driver never looks inside.
     """
 
     z: Any
     x: Any
     delta: Any = None
     w: Any = None
+    aux: Any = None
 
 
 def check_constants(m, L, step=None) -> None:
@@ -105,10 +111,14 @@ class SplittingMethod(ABC):
 
     Attributes
     ----------
+    problem_types : tuple of type
+        The problem statements the method solves (:class:`~opsplit.Inclusion`
+        unless it says otherwise).
     requires : tuple of type
-        The capabilities (:class:`~opsplit.ForwardOperator`,
-        :class:`~opsplit.ResolventOperator`) the method needs of ``A`` and
-        of ``B``, in that order.
+        For inclusions, the capabilities (:class:`~opsplit.ForwardOperator`,
+        :class:`~opsplit.ResolventOperator`) the method needs of ``A``, ``B``
+        (and ``C`` for three-operator methods), in that order; their number is
+        the number of operators the method splits.
     applies_A : tuple of str
         The maps of ``A`` the iteration applies, named as the keywords of
         :func:`~opsplit.operators.precompute`: ``"resolvent"``
@@ -120,7 +130,8 @@ class SplittingMethod(ABC):
         figures; ``None`` when every step contracts.
     """
 
-    requires: ClassVar[tuple[type, type]] = (ResolventOperator, ResolventOperator)
+    problem_types: ClassVar[tuple[type, ...]] = (Inclusion,)
+    requires: ClassVar[tuple[type, ...]] = (ResolventOperator, ResolventOperator)
     applies_A: ClassVar[tuple[str, ...]] = ("resolvent",)
     step_limit_formula: ClassVar[str | None] = None
 
@@ -131,10 +142,27 @@ class SplittingMethod(ABC):
 
     # -- the iteration ---------------------------------------------------------------
 
+    def check_problem(self, problem) -> None:
+        """Raise ``TypeError`` unless the method solves ``problem``: one of its
+        ``problem_types`` and, for an inclusion, as many operators as it
+        splits, each with the capability it needs (``requires``)."""
+        name = type(self).__name__
+        if not isinstance(problem, self.problem_types):
+            kinds = " or ".join(t.__name__ for t in self.problem_types)
+            raise TypeError(f"{name} solves a {kinds}, got {type(problem).__name__}")
+        if isinstance(problem, Inclusion):
+            given, split = len(problem.operators), len(self.requires)
+            if given != split:
+                hint = (" (three operators: ops.DavisYin)" if given == 3
+                        else " (give C to the Inclusion)")
+                raise TypeError(f"{name} splits {split} operators; the Inclusion has "
+                                f"{given}{hint}")
+            self.check_capabilities(problem)
+
     def check_capabilities(self, problem) -> None:
-        """Raise ``TypeError`` when ``problem.A`` or ``problem.B`` lacks a
+        """Raise ``TypeError`` when an operator of ``problem`` lacks a
         capability in ``requires``."""
-        for role, op, capability in zip("AB", problem.operators, self.requires):
+        for role, op, capability in zip("ABC", problem.operators, self.requires):
             if not isinstance(op, capability):
                 raise TypeError(
                     f"{type(self).__name__} needs operator {role} to {_CAPABILITY[capability]}; "

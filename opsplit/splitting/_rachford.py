@@ -171,7 +171,7 @@ class RachfordSplitting(SplittingMethod):
 
     def resolvents(self, problem):
         """``(J_{αA}, J_{αB})`` after the capability check."""
-        self.check_capabilities(problem)
+        self.check_problem(problem)
         return resolvent(problem.A, self.step, "A"), resolvent(problem.B, self.step, "B")
 
     def solution_residual(self, prepared, state):

@@ -151,7 +151,7 @@ class ForwardBackward(SplittingMethod):
     step_limit_formula: ClassVar[str | None] = "2m/L²"
 
     def prepare(self, problem):
-        self.check_capabilities(problem)
+        self.check_problem(problem)
         return _FBMaps(problem.A.forward_step(self.step), resolvent(problem.B, self.step, "B"))
 
     def init(self, prepared, x0):

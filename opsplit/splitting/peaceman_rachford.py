@@ -67,7 +67,7 @@ class PeacemanRachford(RachfordSplitting):
     applies_A: ClassVar[tuple[str, ...]] = ("reflection",)
 
     def prepare(self, problem):
-        self.check_capabilities(problem)
+        self.check_problem(problem)
         of_B, reflect_B = resolvents(problem.B, self.step, "B")
         return _Reflections(
             reflected_resolvent(problem.A, self.step, "A"),

@@ -1,21 +1,23 @@
-"""Problem statements: what is to be solved, independent of how."""
+"""The monotone inclusion 0 ∈ A(x) + B(x) (+ C(x))."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .operators.monotone import MonotoneOperator
+from ..operators.monotone import MonotoneOperator
+from ._base import Problem
 
 __all__ = ["Inclusion"]
 
 
 @dataclass(frozen=True)
-class Inclusion:
-    r"""Find :math:`x` with :math:`0 \in A(x) + B(x)`.
+class Inclusion(Problem):
+    r"""Find :math:`x` with :math:`0 \in A(x) + B(x)`, or :math:`0 \in A(x) + B(x) + C(x)`.
 
     Forward–backward evaluates ``A`` and takes the resolvent of ``B``;
     Peaceman–Rachford and Douglas–Rachford take both resolvents and return
-    :math:`x = J_{\alpha B}(u)`.
+    :math:`x = J_{\alpha B}(u)`; three-operator methods (Davis–Yin) take the
+    resolvents of ``A`` and ``B`` and evaluate a cocoercive ``C``.
 
     Parameters
     ----------
@@ -23,6 +25,8 @@ class Inclusion:
         A maximally monotone operator (evaluated by forward–backward).
     B : MonotoneOperator
         A maximally monotone operator (through its resolvent).
+    C : MonotoneOperator, optional
+        A third operator, for three-operator methods (evaluated directly).
     margin : float, optional
         A strong-monotonicity constant of ``A + B`` known to the user; when
         absent it is taken from the operators' declared constants.
@@ -38,10 +42,11 @@ class Inclusion:
 
     A: MonotoneOperator
     B: MonotoneOperator
+    C: MonotoneOperator | None = None
     margin: float | None = None
 
     def __post_init__(self):
-        for name in ("A", "B"):
+        for name in ("A", "B") + (("C",) if self.C is not None else ()):
             op = getattr(self, name)
             if not isinstance(op, MonotoneOperator):
                 raise TypeError(f"{name} must be a MonotoneOperator, got {type(op).__name__}")
@@ -50,7 +55,7 @@ class Inclusion:
 
     @property
     def operators(self):
-        return (self.A, self.B)
+        return (self.A, self.B) if self.C is None else (self.A, self.B, self.C)
 
     def core_shape(self):
         """Trailing shape of one sample, when an operator declares it."""
@@ -59,25 +64,6 @@ class Inclusion:
                 return op.core_shape
         return None
 
-    def batch_ndim(self, x) -> int:
-        """Number of leading batch axes of ``x`` (0 when unknown)."""
-        core = self.core_shape()
-        if core is None:
-            return 0
-        if isinstance(x, tuple):
-            return x[0].ndim - len(core[0])
-        return x.ndim - len(core)
-
     def validate(self, x, name="x0") -> None:
         for op in self.operators:
             op.validate(x, name)
-
-    def strong_monotonicity(self):
-        """The margin ``m`` of ``A + B``: user-supplied, else the sum of the
-        operators' declared constants, else ``None``."""
-        if self.margin is not None:
-            return self.margin
-        ms = [op.strong_monotonicity for op in self.operators]
-        if all(m is None for m in ms):
-            return None
-        return sum(m for m in ms if m is not None)
