@@ -1,6 +1,8 @@
-r"""Verifying and studying convergence: the figures of ``docs/verifying.rst``.
+r"""
+Verifying and studying convergence
+==================================
 
-Four parts, each printing what it checks:
+The figures of ``docs/verifying.rst``, in four parts, each printing what it checks:
 
 1. **Checks on operators** — the adjoint test, exact margins (dense and FFT
    convolution), monotonicity of a nonlinear map by sampling and search,
@@ -235,7 +237,7 @@ def part4_mondeq(args, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("=")[0].strip())
     parser.add_argument(
         "--out",
         default=str(Path(__file__).parent.parent / "docs" / "_static"),

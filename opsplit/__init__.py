@@ -22,9 +22,24 @@ from .operators import (
     shifted_inverse,
     to_scipy,
 )
-from .problems import Inclusion, Problem
+from .problems import Composite, Constrained, FixedPoint, Inclusion, Problem
 from .prox import NormalCone, Subdifferential
-from .splitting import DouglasRachford, ForwardBackward, PeacemanRachford, SplittingMethod, State
+from .splitting import (
+    ADMM,
+    FISTA,
+    Anderson,
+    ChambollePock,
+    CondatVu,
+    DavisYin,
+    DouglasRachford,
+    ForwardBackward,
+    KrasnoselskiiMann,
+    PeacemanRachford,
+    SplittingMethod,
+    State,
+    Tseng,
+    WorkingSet,
+)
 
 __version__ = "0.1.0"
 
@@ -39,6 +54,9 @@ __all__ = [
     "Certificate",
     "Status",
     "Inclusion",
+    "FixedPoint",
+    "Composite",
+    "Constrained",
     "Problem",
     "LinearOperator",
     "Identity",
@@ -63,5 +81,14 @@ __all__ = [
     "ForwardBackward",
     "PeacemanRachford",
     "DouglasRachford",
+    "Anderson",
+    "WorkingSet",
+    "DavisYin",
+    "Tseng",
+    "KrasnoselskiiMann",
+    "FISTA",
+    "ADMM",
+    "ChambollePock",
+    "CondatVu",
     "__version__",
 ]

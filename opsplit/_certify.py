@@ -26,12 +26,13 @@ import numpy as np
 
 from ._backend import namespace, to_numpy
 from ._vectors import batch_sq_norms, first_array
-from .operators.monotone import ForwardOperator, LinearMonotone
+from .operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
+from .operators.shifted import inverse_tolerance
 from .operators.spectral import exact_norm, exact_range
 
 __all__ = [
     "Certificate", "certify", "make_certificate", "withdrawn", "error_bound", "operator_margin",
-    "operator_lipschitz",
+    "operator_lipschitz", "resolvent_tolerance",
 ]
 
 #: Computed margins within this fraction of the spectrum's scale count as zero.
@@ -132,16 +133,39 @@ def withdrawn(certificate: Certificate, why: str) -> Certificate:
                        f"uniqueness not certified: {why}")
 
 
+def resolvent_tolerance(op) -> float:
+    """The relative residual of ``op``'s resolvent: nonzero for an affine
+    operator whose shifted inverse is a Krylov solve
+    (:func:`~opsplit.operators.inverse_tolerance`), else 0 (exact up to rounding)."""
+    return inverse_tolerance(op.op) if isinstance(op, LinearMonotone) else 0.0
+
+
 def error_bound(problem, method, state, m: float, batch_ndim: int):
     """The smallest available bound on ‖x - x*‖ per sample (host NumPy), or ``None``:
     the method's ``error_factor``·‖delta‖ (declared Lipschitz constant and own
-    strong monotonicity of ``A``) and its computed ``inclusion_bound``."""
+    strong monotonicity of ``A``) and its computed ``inclusion_bound``.
+
+    Both derivations assume exact resolvents.  When the method applies an
+    inexact one (a Krylov solve to a tolerance, :func:`resolvent_tolerance`),
+    the factor bound is dropped: its error would add a term the factor does
+    not contain.  The computed bound evaluates ``A`` and applies ``B``'s
+    resolvent at the returned point only, so it stays exact when only ``A``'s
+    resolvent is inexact (it is available whenever the factor bound is: both
+    need ``A`` evaluable); with an inexact resolvent of ``B`` (or ``C``) no
+    bound is claimed.
+    """
     if state is None or state.delta is None or not m > 0:
+        return None
+    inexact = [role for role, op, need in zip("ABC", problem.operators, method.requires)
+               if need is ResolventOperator and resolvent_tolerance(op) > 0]
+    if any(role != "A" for role in inexact):
         return None
     bounds = []
     A = problem.operators[0] if problem.operators else None
     lip = A.lipschitz if isinstance(A, ForwardOperator) else None
-    factor = None if A is None else method.error_factor(m, lip, A.strong_monotonicity or 0.0)
+    factor = None
+    if A is not None and not inexact:
+        factor = method.error_factor(m, lip, A.strong_monotonicity or 0.0)
     xp = namespace(first_array(state.delta))
     if factor is not None:
         step_norm = to_numpy(xp.sqrt(batch_sq_norms(state.delta, batch_ndim)))

@@ -20,6 +20,7 @@ __all__ = [
     "reflect",
     "batch_sq_norms",
     "batch_norms",
+    "batch_inner",
     "is_tuple",
     "is_block_shape",
     "block_shapes",
@@ -106,6 +107,24 @@ def batch_sq_norms(x, batch_ndim: int):
     xp = namespace(x)
     flat = x if x.ndim == batch_ndim + 1 else xp.reshape(x, (*x.shape[:batch_ndim], -1))
     return sum_of_squares(xp, flat)
+
+def batch_inner(x, y, batch_ndim: int):
+    """Inner products ``⟨x, y⟩`` over all but the ``batch_ndim`` leading axes.
+
+    Returns an array of shape ``x.shape[:batch_ndim]`` on ``x``'s device (0-d
+    when ``batch_ndim == 0``); for tuples the blocks' products are summed.
+    """
+    if isinstance(x, tuple):
+        total = None
+        for a, b in zip(x, y):
+            part = batch_inner(a, b, batch_ndim)
+            total = part if total is None else total + part
+        return total
+    xp = namespace(x)
+    prod = x * y
+    flat = prod if prod.ndim == batch_ndim + 1 else xp.reshape(prod, (*prod.shape[:batch_ndim], -1))
+    return xp.sum(flat, axis=-1)
+
 
 def batch_norms(x, batch_ndim: int):
     """Euclidean norms over all but the ``batch_ndim`` leading axes, on ``x``'s device."""

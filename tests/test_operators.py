@@ -40,6 +40,7 @@ from opsplit.operators.basic import check_trailing
 from opsplit.operators.block import BlockDiagonal, BlockLowerTriangular
 from opsplit.operators.conv import Conv2dFFT
 from opsplit.operators.scipy_interop import ScipyOperator, from_scipy, to_scipy
+from opsplit.operators.sparse import Sparse
 
 A_SHIFT, B_SHIFT = 3.0, 0.7  # (aI + bL) is well conditioned: every ‖L‖ here is about 1
 
@@ -319,6 +320,8 @@ def reference_dense(op):
         return to_numpy(op.to_dense())
     if isinstance(op, ScipyOperator):
         return op.linop.A.toarray()
+    if isinstance(op, Sparse):
+        return op.matrix.toarray()
     if isinstance(op, SumOperator):
         return reference_dense(op.a) + reference_dense(op.b)
     if isinstance(op, ScaledOperator):

@@ -220,9 +220,12 @@ def test_theory_comes_from_the_methods():
         assert contraction(name, m, L, step=0.4) == meth.contraction(m, L)
         assert optimal_step(cls, m, L) == cls().optimal_step(m, L)
         limit = meth.step_limit(m, L)
+        if meth.contraction(m, L) is None and cls(step=1e-3).contraction(m, L) is None:
+            continue  # no contraction bound (Davis-Yin, Krasnoselskii-Mann)
         if math.isfinite(limit):
             assert cls(step=0.99 * limit).contraction(m, L) < 1
-            assert cls(step=1.01 * limit).contraction(m, L) > 1
+            above = cls(step=1.01 * limit).contraction(m, L)
+            assert above is None or above > 1  # None: no bound above the limit (Tseng)
         else:
             for a in (1e-3, 1.0, 1e3):
                 assert cls(step=a).contraction(m, L) < 1

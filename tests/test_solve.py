@@ -374,8 +374,10 @@ def test_methods_declare_the_capabilities_they_need():
     assert ops.ForwardBackward.requires == (ops.ForwardOperator, ops.ResolventOperator)
     assert ops.PeacemanRachford.requires == (ops.ResolventOperator, ops.ResolventOperator)
     assert ops.DouglasRachford.requires == (ops.ResolventOperator, ops.ResolventOperator)
+    assert ops.DavisYin.requires == (ops.ResolventOperator, ops.ResolventOperator,
+                                     ops.ForwardOperator)
     for cls in ops.splitting.METHODS.values():
-        assert len(cls.requires) == 2
+        assert len(cls.requires) in ((2, 3) if ops.Inclusion in cls.problem_types else (0,))
 
 
 # -- (e) inputs are not mutated; (f) float32 stays float32 ------------------------------

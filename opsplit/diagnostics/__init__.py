@@ -16,6 +16,7 @@
   certificates live with the networks, in :mod:`opsplit.nn.certify`.
 """
 
+from ..operators.lanczos import lanczos
 from ._report import CheckFailed, CheckReport, Estimate
 from .adjoint import check_adjoint
 from .certificates import (
@@ -36,7 +37,6 @@ from .checks import (
     check_reflected,
     reflection,
 )
-from .lanczos import lanczos
 from .linear import margin, opnorm, symmetric_range
 from .rates import (
     RateComparison,

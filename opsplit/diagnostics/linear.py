@@ -25,14 +25,12 @@ Results are :class:`~opsplit.diagnostics.Estimate` floats carrying
 
 from __future__ import annotations
 
-import math
-
 from .._vectors import add, scale, shape_size
 from ..operators._base import check_linear
-from ..operators.spectral import _range_of_matrices, _svd_max, _upcast, exact_norm_rule, exact_range
+from ..operators.lanczos import estimate_norm, lanczos
+from ..operators.spectral import _range_of_matrices, _upcast, exact_range
 from ._report import Estimate
 from ._vec import like_of
-from .lanczos import lanczos
 
 __all__ = ["margin", "opnorm", "symmetric_range"]
 
@@ -177,18 +175,6 @@ def opnorm(L, like=None, *, method="auto", dense_limit=2048, tol=1e-10, maxiter=
     5.0
     """
     check_linear(L, "L")
-    use_dense, ref = _resolve(L, like, dense_limit, method)
-    exact = None if method in ("dense", "lanczos") else exact_norm_rule(L)
-    if exact is None and use_dense:
-        exact = (_svd_max(_upcast(L.to_dense(ref))), "svdvals of the dense matrix")
-    if exact is not None:
-        return Estimate(exact[0], method=exact[1], exact=True)
-    if method == "exact":
-        raise ValueError(f"method='exact': no exact rule for {type(L).__name__}")
-    r = lanczos(
-        lambda v: L.rmatvec(L.matvec(v)), L.in_shape, ref,
-        maxiter=maxiter, tol=tol, seed=seed, which="max",
-    )
-    value = math.sqrt(max(r.largest, 0.0))
-    error = math.sqrt(max(r.largest, 0.0) + r.largest_error) - value
-    return Estimate(value, error=error, method=f"Lanczos on LᴴL, {r.iterations} steps")
+    found = estimate_norm(L, like_of(L, like), method=method, dense_limit=dense_limit,
+                          tol=tol, maxiter=maxiter, seed=seed)
+    return Estimate(found.value, error=found.error, method=found.method, exact=found.exact)

@@ -13,6 +13,7 @@ dropped.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from .._certify import operator_lipschitz, operator_margin
 from .._result import Status
 from .._solve import solve
-from ..splitting import METHODS, method_from_name
+from ..splitting import METHODS, inclusion_methods, method_from_name
 
 __all__ = ["StepStudy", "step_study", "sweep", "LABELS", "DEFAULT_STEPS"]
 
@@ -128,9 +129,11 @@ class StepStudy:
                 method = method_from_name(label)
                 limit = method.step_limit(self.m, self.L)
                 if math.isfinite(limit):
+                    # FISTA's bound is on the objective, not a contraction.
+                    holds = "contracts for α <" if method.contracts else "holds for α ≤"
                     notes.append(
-                        f"m = {self.m:.4g}, L = {self.L:.4g}: the {label} bound contracts for "
-                        f"α < {method.step_limit_formula} = {limit:.4g}"
+                        f"m = {self.m:.4g}, L = {self.L:.4g}: the {label} bound {holds} "
+                        f"{method.step_limit_formula} = {limit:.4g}"
                     )
         return "\n".join(lines + notes)
 
@@ -155,7 +158,7 @@ def step_study(
     problem,
     x0,
     *,
-    methods=LABELS,
+    methods=None,
     steps=DEFAULT_STEPS,
     tol: float = 1e-4,
     maxiter: int = 500,
@@ -173,9 +176,11 @@ def step_study(
     x0 : array
         Starting point (a batch: the slowest sample decides, as in
         :func:`opsplit.solve`).
-    methods : sequence of str
+    methods : sequence of str, optional
         Labels of registered methods (:data:`LABELS`, e.g. ``"FB"``, ``"PR"``,
-        ``"DR"``; any case).
+        ``"DR"``; any case); by default every registered method that splits
+        as many operators as ``problem`` has
+        (:func:`~opsplit.splitting.inclusion_methods`).
     steps : sequence of float
         Default :math:`1, 1/2, \dots, 1/64`.
     tol : float
@@ -210,6 +215,8 @@ def step_study(
     >>> bool(s.converged[1].all())                          # PR: every step
     True
     """
+    if methods is None:
+        methods = inclusion_methods(len(problem.operators))
     if m is None:
         m = operator_margin(problem.A)[0]
     if L is None:
@@ -244,7 +251,11 @@ def sweep(run, *, methods=LABELS, steps=DEFAULT_STEPS, tol: float = 1e-4,
     results = {}
     for i, label in enumerate(labels):
         for j, step in enumerate(steps):
-            res = run(label, step)
+            with warnings.catch_warnings():
+                # Steps beyond a method's proven range are tried on purpose: the
+                # study records how those runs end instead of warning.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = run(label, step)
             iterations[i, j] = res.iterations
             converged[i, j] = res.success
             times[i, j] = res.wall_time

@@ -78,7 +78,7 @@ from ..diagnostics.linear import margin as exact_or_dense_margin
 from ..diagnostics.study import DEFAULT_STEPS, StepStudy, sweep
 from ..operators import BlockLowerTriangular, Dense
 from ..operators.spectral import exact_range
-from ..splitting import METHODS, method_from_name
+from ..splitting import METHODS, inclusion_methods, method_from_name
 from .deq import MonDEQ
 from .protocol import MonotoneLayer
 
@@ -131,9 +131,9 @@ class LayerCertificate:
     unique : bool
     uniqueness : str
     step_limits : dict
-        For every registered method (:data:`opsplit.splitting.METHODS`), the
-        largest step for which its contraction bound holds
-        (forward–backward: :math:`2m/L^2`; ``inf``: every step).
+        For every registered method that can solve the layer's inclusion
+        (:func:`opsplit.splitting.inclusion_methods`), the largest step for
+        which its contraction bound holds (forward–backward: :math:`2m/L^2`; ``inf``: every step).
     best_steps : dict
         For every registered method, the step minimizing its bound
         (``None`` where it has none, e.g. forward–backward with ``m = 0``).
@@ -197,10 +197,13 @@ def _bounded(value: Estimate, relation: str) -> str:
 
 
 def _step_theory(m: float, L: float):
-    """Every registered method's step limit and best step for constants ``m``, ``L``."""
+    """Every registered contracting method's step limit and best step for
+    constants ``m``, ``L`` (FISTA's limit bounds an objective, not a contraction)."""
     limits, best = {}, {}
-    for name in METHODS:
+    for name in inclusion_methods(2):
         method = method_from_name(name, step=1.0)
+        if not method.contracts:
+            continue
         limits[name] = method.step_limit(m, L)
         try:
             best[name] = method.optimal_step(m, L)

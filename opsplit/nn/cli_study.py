@@ -18,7 +18,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from .._io import check_writable_dir, save_figure
-from ..splitting import METHODS, method_from_name, method_name
+from ..splitting import METHODS, inclusion_methods, method_from_name, method_name
 from ._cli import add_checkpoint_arguments, load_test_batch, positive_float, positive_int
 from .certify import certify_classifier, mondeq_step_study
 from .checkpoint import load_classifier
@@ -42,8 +42,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-step", type=positive_float, default=None,
                         help="largest step (a power of two); default: 1, or the first power "
                              "of two at least 4m/L² (twice forward-backward's bound)")
-    parser.add_argument("--methods", default=",".join(METHODS),
-                        help="comma-separated methods among " + ", ".join(METHODS)
+    parser.add_argument("--methods", default=",".join(inclusion_methods(2)),
+                        help="comma-separated methods among " + ", ".join(inclusion_methods(2))
                              + " (default all)")
     parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
                         help=f"figure to write (default: {PLOT_NAME} next to the checkpoint)")

@@ -15,6 +15,7 @@ from ._base import (
 from .basic import Dense, Diagonal, Identity
 from .block import BlockDiagonal, BlockLowerTriangular
 from .conv import Conv2dFFT
+from .differences import Difference1D, Gradient2D
 from .monotone import (
     ForwardOperator,
     Gradient,
@@ -23,7 +24,8 @@ from .monotone import (
     ResolventOperator,
 )
 from .scipy_interop import from_scipy, to_scipy
-from .shifted import shifted_inverse, shifted_operator
+from .shifted import inverse_tolerance, shifted_inverse, shifted_operator
+from .sparse import KrylovInverse, Sparse, SparseLU
 from .spectral import exact_margin, exact_norm
 from .steps import LinearSteps, precompute
 
@@ -38,6 +40,8 @@ __all__ = [
     "Dense",
     "Diagonal",
     "Conv2dFFT",
+    "Difference1D",
+    "Gradient2D",
     "BlockDiagonal",
     "BlockLowerTriangular",
     "from_scipy",
@@ -46,6 +50,10 @@ __all__ = [
     "unflatten",
     "shifted_inverse",
     "shifted_operator",
+    "inverse_tolerance",
+    "Sparse",
+    "SparseLU",
+    "KrylovInverse",
     "exact_margin",
     "exact_norm",
     "LinearSteps",

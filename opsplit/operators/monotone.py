@@ -177,6 +177,10 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         A known bound on ``‖L‖``.
     strong_monotonicity : float, optional
         A known lower bound on λ_min of the symmetric part of ``L``.
+    cocoercivity : float, optional
+        A known ``β`` with :math:`\langle Lx, x\rangle \ge \beta\|Lx\|^2`
+        (``1/λ_max`` for a symmetric positive semidefinite ``L``; a nonzero
+        skew-symmetric ``L`` has none).
 
     Examples
     --------
@@ -187,7 +191,8 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
     """
 
     def __init__(
-        self, op, offset=None, *, precomputed=None, lipschitz=None, strong_monotonicity=None
+        self, op, offset=None, *, precomputed=None, lipschitz=None, strong_monotonicity=None,
+        cocoercivity=None,
     ):
         check_linear(op, square=True)
         if offset is not None:
@@ -211,6 +216,7 @@ class LinearMonotone(ForwardOperator, ResolventOperator):
         self.core_shape = op.in_shape
         self.lipschitz = lipschitz
         self.strong_monotonicity = strong_monotonicity
+        self.cocoercivity = cocoercivity
 
     def validate(self, x, name="x"):
         check_trailing(x, self.core_shape, name)

@@ -2,7 +2,9 @@
 
 SciPy operators run on host NumPy arrays only; both directions refuse other
 array libraries with a ``TypeError`` rather than copying data behind the
-caller's back.
+caller's back.  A sparse matrix becomes a :class:`~opsplit.operators.sparse.Sparse`
+operator (its shifted inverses factorize); an operator known only through
+its products gets shifted inverses by a Krylov method to a stated tolerance.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import numpy as np
 
 from ._base import LinearOperator, flatten, unflatten
 from .basic import check_trailing
+from .shifted import _check_shift, inverse_tolerance, shifted_inverse
+from .sparse import SOLVERS, KrylovInverse, Sparse, check_solver
 
 __all__ = ["ScipyOperator", "from_scipy", "to_scipy"]
 
@@ -30,11 +34,18 @@ class ScipyOperator(LinearOperator):
     ``matmat`` on the transposed batch.  Results are cast to
     ``np.result_type(x.dtype, self.dtype)``.  The SciPy operator must define
     its adjoint (``rmatvec``/``rmatmat``).  Build it with :func:`from_scipy`.
+
+    Its shifted inverse :math:`(aI + bL)^{-1}` is a
+    :class:`~opsplit.operators.sparse.KrylovInverse` with this operator's
+    ``solver`` (``"gmres"``, or ``"cg"``/``"minres"`` for a symmetric ``L``)
+    and relative residual ``tol``.
     """
 
-    def __init__(self, linop, dtype):
+    def __init__(self, linop, dtype, *, solver="gmres", tol=None, maxiter=None):
         self.linop = linop
         self.dtype = np.dtype(dtype)
+        self.solver, self.tol = check_solver(solver, tol, self.dtype, allowed=SOLVERS[1:])
+        self.maxiter = maxiter
         m, n = linop.shape
         self.in_shape, self.out_shape = (n,), (m,)
 
@@ -57,7 +68,7 @@ class ScipyOperator(LinearOperator):
         return np.zeros((), dtype=self.dtype)
 
 
-def from_scipy(linop, like=None) -> ScipyOperator:
+def from_scipy(linop, like=None, *, solver=None, tol=None, maxiter=None):
     """Wrap a SciPy ``LinearOperator``, sparse matrix or NumPy matrix.
 
     Parameters
@@ -67,10 +78,22 @@ def from_scipy(linop, like=None) -> ScipyOperator:
     like : numpy.ndarray, optional
         Sets the operator's dtype (default ``linop.dtype``), for example to
         use a ``float64`` SciPy operator in ``float32`` computations.
+    solver : {"splu", "cg", "minres", "gmres"}, optional
+        How shifted inverses are applied: a sparse matrix defaults to
+        ``"splu"`` (a sparse LU factorization), any other operator to
+        ``"gmres"``; ``"cg"`` suits a symmetric ``L`` (see
+        :mod:`opsplit.operators.sparse`).
+    tol : float, optional
+        Relative residual of the Krylov solvers (default ``1e-10`` in
+        float64, ``1e-5`` in float32).
+    maxiter : int, optional
+        Iteration limit of the Krylov solvers.
 
     Returns
     -------
-    ScipyOperator
+    Sparse or ScipyOperator
+        A :class:`~opsplit.operators.sparse.Sparse` operator for a sparse
+        matrix, a :class:`ScipyOperator` otherwise.
 
     Examples
     --------
@@ -87,7 +110,17 @@ def from_scipy(linop, like=None) -> ScipyOperator:
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    if sp.issparse(linop) or isinstance(linop, np.ndarray):
+    if like is not None:
+        _check_numpy(like, "like")
+    if sp.issparse(linop):
+        if linop.ndim != 2:
+            raise ValueError(f"linop must be 2-D, got shape {linop.shape}")
+        dtype = np.dtype(like.dtype if like is not None else linop.dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"the operator's dtype must be real floating, got {dtype}")
+        return Sparse(linop.astype(dtype, copy=False), solver=solver or "splu", tol=tol,
+                      maxiter=maxiter)
+    if isinstance(linop, np.ndarray):
         if linop.ndim != 2:
             raise ValueError(f"linop must be 2-D, got shape {linop.shape}")
         linop = spla.aslinearoperator(linop)
@@ -96,12 +129,21 @@ def from_scipy(linop, like=None) -> ScipyOperator:
             "linop must be a scipy.sparse.linalg.LinearOperator, a sparse matrix or a "
             f"2-D ndarray, got {type(linop).__name__}"
         )
-    if like is not None:
-        _check_numpy(like, "like")
     dtype = np.dtype(like.dtype if like is not None else linop.dtype)
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"the operator's dtype must be real floating, got {dtype}")
-    return ScipyOperator(linop, dtype)
+    return ScipyOperator(linop, dtype, solver=solver or "gmres", tol=tol, maxiter=maxiter)
+
+
+@shifted_inverse.register
+def _(op: ScipyOperator, a: float = 1.0, b: float = 1.0):
+    _check_shift(a, b)
+    return KrylovInverse(op, a, b, solver=op.solver, tol=op.tol, maxiter=op.maxiter)
+
+
+@inverse_tolerance.register
+def _(op: ScipyOperator):
+    return op.tol
 
 
 def to_scipy(op: LinearOperator):

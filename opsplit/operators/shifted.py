@@ -4,7 +4,9 @@ Each rule returns a *new operator value* holding its precomputation (an
 inverse matrix, inverted FFT symbols, one shifted matrix, ...), so a solver
 computes it once and applies it to every iterate and every batch row.
 Structures register their rules with :func:`shifted_inverse.register` and
-:func:`shifted_operator.register`.
+:func:`shifted_operator.register`; a structure whose inverse is iterative
+(a Krylov solve, :mod:`opsplit.operators.sparse`) also registers
+:func:`inverse_tolerance`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .._validate import check_real
 from ._base import AdjointOperator, LinearOperator, ScaledOperator, StructureError, check_linear
 from .basic import Dense, Diagonal, Identity
 
-__all__ = ["shifted_inverse", "shifted_operator"]
+__all__ = ["shifted_inverse", "shifted_operator", "inverse_tolerance"]
 
 
 def _check_shift(a, b):
@@ -155,6 +157,44 @@ def _shifted_matrix(op: Dense, a: float, b: float):
     xp = namespace(op.matrix)
     eye = xp.eye(op.matrix.shape[0], dtype=op.matrix.dtype, device=device(op.matrix))
     return a * eye + b * op.matrix
+
+
+@singledispatch
+def inverse_tolerance(op: LinearOperator) -> float:
+    r"""The relative residual to which :func:`shifted_inverse` of ``op`` solves:
+    0 for the direct rules (exact up to rounding), the ``tol`` of a Krylov
+    solve (:class:`~opsplit.operators.sparse.KrylovInverse`).
+
+    Error bounds that assume exact resolvents consult it (see
+    :func:`opsplit._certify.error_bound`).
+
+    Parameters
+    ----------
+    op : LinearOperator
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, opsplit as ops
+    >>> ops.operators.inverse_tolerance(ops.Dense(np.eye(2)))
+    0.0
+    >>> ops.operators.inverse_tolerance(ops.operators.Sparse(sp.eye(2), solver="cg", tol=1e-6))
+    1e-06
+    """
+    return 0.0
+
+
+@inverse_tolerance.register
+def _(op: ScaledOperator):
+    return inverse_tolerance(op.op)
+
+
+@inverse_tolerance.register
+def _(op: AdjointOperator):
+    return inverse_tolerance(op.op)
 
 
 def _register_views(rule):

@@ -18,6 +18,8 @@ allows:
 - FFT convolutions (:class:`~opsplit.Conv2dFFT`) and any sum, scaling,
   product or adjoint of them with the identity (``I - W``): the per-frequency
   ``C×C`` symbols;
+- finite differences (:class:`~opsplit.operators.Difference1D`,
+  :class:`~opsplit.operators.Gradient2D`): the path-Laplacian eigenvalues (norm only);
 - scaled, adjoint and block-diagonal operators of those.
 
 They return ``None`` when the structure gives no exact answer;
@@ -45,6 +47,7 @@ from ._base import (
 from .basic import Dense, Diagonal, Identity
 from .block import BlockDiagonal
 from .conv import Conv2dFFT
+from .differences import Difference1D, Gradient2D
 
 __all__ = ["exact_margin", "exact_norm", "exact_range", "exact_norm_rule"]
 
@@ -349,3 +352,9 @@ def _(op: BlockDiagonal):
     if any(p is None for p in parts):
         return None
     return max(p[0] for p in parts), "block by block: " + parts[0][1]
+
+
+@exact_norm_rule.register(Difference1D)
+@exact_norm_rule.register(Gradient2D)
+def _(op):
+    return op.norm(), "closed form: largest eigenvalue of the path Laplacian(s) DᵀD"

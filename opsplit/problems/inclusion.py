@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..operators.basic import _as_shape
 from ..operators.monotone import MonotoneOperator
 from ._base import Problem
 
@@ -52,6 +53,14 @@ class Inclusion(Problem):
                 raise TypeError(f"{name} must be a MonotoneOperator, got {type(op).__name__}")
         if self.margin is not None and not self.margin >= 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        declared = [(name, _as_shape(op.core_shape)) for name, op in zip("ABC", self.operators)
+                    if op.core_shape is not None]
+        for name, shape in declared[1:]:
+            if shape != declared[0][1]:
+                raise ValueError(
+                    f"{name} acts on core shape {shape} but {declared[0][0]} on "
+                    f"{declared[0][1]}: the operators must act on the same vectors"
+                )
 
     @property
     def operators(self):

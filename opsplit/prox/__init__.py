@@ -27,8 +27,13 @@ from .functions import (
     ZeroOnMask,
     soft_threshold,
 )
-from .monotone import NormalCone, Subdifferential
+from .groups import GroupL1
+from .logistic import Logistic
+from .matrix import NuclearNorm, SpectralNormBall
+from .monotone import NormalCone, SmoothSubdifferential, Subdifferential
+from .smooth import LeastSquares
 from .smooth_activations import Sigmoid, SmoothActivation, Softplus, Tanh
+from .tv import TotalVariation1D
 
 __all__ = [
     "ProxFunction",
@@ -48,6 +53,11 @@ __all__ = [
     "AffineSet",
     "HalfSpace",
     "soft_threshold",
+    "Logistic",
+    "NuclearNorm",
+    "SpectralNormBall",
+    "GroupL1",
+    "TotalVariation1D",
     "Scaled",
     "Translated",
     "Conjugate",
@@ -63,7 +73,9 @@ __all__ = [
     "Softplus",
     "get_activation",
     "Subdifferential",
+    "SmoothSubdifferential",
     "NormalCone",
+    "LeastSquares",
     "activation_config",
     "activation_from_config",
 ]

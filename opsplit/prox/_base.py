@@ -7,7 +7,7 @@ import numbers
 from abc import ABC, abstractmethod
 
 from .._backend import check_finite, check_floating, device, namespace, same_library, to_numpy
-from .._validate import check_real
+from .._validate import check_positive, check_real
 
 __all__ = [
     "ProxFunction",
@@ -138,13 +138,23 @@ class ProxFunction(ABC):
     ------
     convex, separable (acts entrywise), indicator (the indicator of a set,
     so ``prox`` is a projection, independent of ``step``), smooth
-    (differentiable with a Lipschitz gradient).
+    (differentiable with a Lipschitz gradient: such a function implements
+    :meth:`gradient` and sets ``lipschitz``, the Lipschitz constant of the
+    gradient, and, where known, ``strong_convexity``; its
+    :class:`~opsplit.Subdifferential` can then be evaluated, forward).
+
+    A prox that needs a per-step precomputation (a factorization) does it in
+    :meth:`prox_map`, which returns the map for one step as a value.
     """
 
     convex = True
     separable = False
     indicator = False
     smooth = False
+    #: Lipschitz constant of the gradient of a smooth function (``None``: unknown).
+    lipschitz = None
+    #: Strong convexity constant of a smooth function (``None``: unknown).
+    strong_convexity = None
 
     @abstractmethod
     def value(self, x):
@@ -153,6 +163,37 @@ class ProxFunction(ABC):
     @abstractmethod
     def prox(self, x, step: float = 1.0):
         """The proximal operator with parameter ``step`` (> 0)."""
+
+    def prox_map(self, step: float = 1.0):
+        r"""The map :math:`x \mapsto \operatorname{prox}_{\text{step}\,f}(x)` for one
+        step, with any precomputation it needs (a factorization) done once, here.
+
+        Solvers call it once per step size and apply the returned callable to
+        every iterate; by default it calls :meth:`prox`.
+        """
+        step = check_positive(step, "step")
+        return lambda x: self.prox(x, step)
+
+    def reflect_map(self, step: float = 1.0, prox_map=None):
+        r"""The map :math:`x \mapsto 2\operatorname{prox}_{\text{step}\,f}(x) - x`
+        for one step, like :meth:`prox_map`.
+
+        ``prox_map``, a map :meth:`prox_map` returned for this ``step``, lets
+        a function with a precomputation reuse it; by default the reflection
+        calls :meth:`reflect` (which knows closed forms, like ReLU's ``|x|``).
+        """
+        step = check_positive(step, "step")
+        return lambda x: self.reflect(x, step)
+
+    def gradient(self, x):
+        """The gradient of a smooth function (trait ``smooth``) at ``x``.
+
+        Raises
+        ------
+        TypeError
+            For a function that is not smooth.
+        """
+        raise TypeError(f"{type(self).__name__} is not smooth: it has no gradient")
 
     def reflect(self, x, step: float = 1.0):
         r"""The reflected prox :math:`2\operatorname{prox}_{\text{step}\,f}(x) - x`

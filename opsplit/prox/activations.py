@@ -138,6 +138,11 @@ class LeakyReLU(Activation):
         if self.slope > 1.0:
             raise ValueError(f"slope must be in (0, 1], got {self.slope}")
 
+    lipschitz = property(lambda self: 1.0 / self.slope - 1.0)
+
+    def gradient(self, x):
+        return self.lipschitz * namespace(x).minimum(x, 0.0)
+
     def _negative_factor(self, step):
         return 1.0 / (1.0 + step * (1.0 / self.slope - 1.0))
 

@@ -41,6 +41,20 @@ def _check_function(f, name="f"):
     return f
 
 
+def _times(scale, constant):
+    return None if constant is None else scale * constant
+
+
+def _largest(constants):
+    constants = list(constants)
+    return None if None in constants else max(constants)
+
+
+def _smallest(constants):
+    constants = list(constants)
+    return None if None in constants else min(constants)
+
+
 class Scaled(ProxFunction):
     r"""``c·f`` for a constant ``c > 0``: :math:`\operatorname{prox}_{\gamma c f} =
     \operatorname{prox}_{(c\gamma) f}`.
@@ -61,9 +75,14 @@ class Scaled(ProxFunction):
     separable = property(lambda self: self.function.separable)
     indicator = property(lambda self: self.function.indicator)
     smooth = property(lambda self: self.function.smooth)
+    lipschitz = property(lambda self: _times(self.scale, self.function.lipschitz))
+    strong_convexity = property(lambda self: _times(self.scale, self.function.strong_convexity))
 
     def value(self, x):
         return self.scale * self.function.value(x)
+
+    def gradient(self, x):
+        return self.scale * self.function.gradient(x)
 
     def prox(self, x, step=1.0):
         check_positive(step, "step")
@@ -97,9 +116,14 @@ class Translated(ProxFunction):
     separable = property(lambda self: self.function.separable)
     indicator = property(lambda self: self.function.indicator)
     smooth = property(lambda self: self.function.smooth)
+    lipschitz = property(lambda self: self.function.lipschitz)
+    strong_convexity = property(lambda self: self.function.strong_convexity)
 
     def value(self, x):
         return self.function.value(x - self.shift)
+
+    def gradient(self, x):
+        return self.function.gradient(x - self.shift)
 
     def prox(self, x, step=1.0):
         check_positive(step, "step")
@@ -223,6 +247,15 @@ class Conjugate(ProxFunction):
     separable = property(lambda self: self.function.separable)
     indicator = property(lambda self: self._closed is not None and self._closed.indicator)
     smooth = property(lambda self: self._closed is not None and self._closed.smooth)
+    lipschitz = property(lambda self: None if self._closed is None else self._closed.lipschitz)
+    strong_convexity = property(
+        lambda self: None if self._closed is None else self._closed.strong_convexity
+    )
+
+    def gradient(self, x):
+        if self._closed is None:
+            return super().gradient(x)
+        return self._closed.gradient(x)
 
     def value(self, x):
         if self._closed is None:
@@ -273,6 +306,14 @@ class SeparableSum(ProxFunction):
     separable = property(lambda self: all(f.separable for f in self.functions))
     indicator = property(lambda self: all(f.indicator for f in self.functions))
     smooth = property(lambda self: all(f.smooth for f in self.functions))
+    lipschitz = property(lambda self: _largest(f.lipschitz for f in self.functions))
+    strong_convexity = property(
+        lambda self: _smallest(f.strong_convexity for f in self.functions)
+    )
+
+    def gradient(self, x):
+        self._check_blocks(x)
+        return tuple(f.gradient(part) for f, part in zip(self.functions, x))
 
     def _check_blocks(self, x):
         if not isinstance(x, tuple) or len(x) != len(self.functions):

@@ -103,9 +103,13 @@ class Zero(ProxFunction):
 
     separable = True
     smooth = True
+    lipschitz = 0.0
 
     def value(self, x):
         return zero_scalar(x)
+
+    def gradient(self, x):
+        return namespace(x).zeros_like(x)
 
     def prox(self, x, step=1.0):
         check_positive(step, "step")
@@ -324,8 +328,13 @@ class SquaredL2(ProxFunction):
     def __init__(self, lam=1.0):
         self.lam = check_real(lam, "lam", minimum=0.0)
 
+    lipschitz = strong_convexity = property(lambda self: self.lam)
+
     def value(self, x):
         return 0.5 * self.lam * namespace(x).sum(x * x)
+
+    def gradient(self, x):
+        return self.lam * x
 
     def prox(self, x, step=1.0):
         check_positive(step, "step")
@@ -382,9 +391,14 @@ class Huber(ProxFunction):
 
     separable = True
     smooth = True
+    lipschitz = 1.0
 
     def __init__(self, delta=1.0):
         self.delta = check_real(delta, "delta", minimum=0.0, strict=True)
+
+    def gradient(self, x):
+        xp = namespace(x)
+        return xp.minimum(xp.maximum(x, -self.delta), self.delta)
 
     def value(self, x):
         xp = namespace(x)

@@ -128,12 +128,26 @@ class SplittingMethod(ABC):
     step_limit_formula : str or None
         :meth:`step_limit` in symbols (e.g. ``"2m/L²"``), for tables and
         figures; ``None`` when every step contracts.
+    contracts : bool
+        Whether :meth:`contraction` gives a contraction factor (fixed-point
+        methods); ``False`` for methods whose guarantee is of another kind
+        (FISTA's :math:`O(1/k^2)` objective bound), which the step-size
+        studies and step tables leave out.
+    fixed_point : bool
+        Whether one :meth:`update` applies a fixed map :math:`T` to the
+        governing variable ``z``, the state being a function of ``z`` alone
+        (:meth:`state_at`); what :class:`~opsplit.Anderson` accelerates.
+        ``False`` for methods that carry memory beyond ``z`` (FISTA's
+        momentum, adaptive steps), which Anderson refuses; a property where
+        a hyperparameter decides (forward–backward's ``step_rule``).
     """
 
     problem_types: ClassVar[tuple[type, ...]] = (Inclusion,)
     requires: ClassVar[tuple[type, ...]] = (ResolventOperator, ResolventOperator)
     applies_A: ClassVar[tuple[str, ...]] = ("resolvent",)
     step_limit_formula: ClassVar[str | None] = None
+    contracts: ClassVar[bool] = True
+    fixed_point: ClassVar[bool] = True
 
     step: float = 1.0
 
@@ -180,6 +194,27 @@ class SplittingMethod(ABC):
     @abstractmethod
     def update(self, prepared, state: State) -> State:
         """One iteration; pure, inputs are not modified."""
+
+    def state_at(self, prepared, z) -> State:
+        """The state at the governing variable ``z``, whose :meth:`update`
+        returns :math:`T(z)` in its ``z`` (for :attr:`fixed_point` methods).
+
+        :class:`~opsplit.Anderson` calls it at every point it extrapolates
+        to.  The default, :meth:`init`, is right for methods whose state is a
+        function of ``z`` alone; a method overrides it to skip work its
+        :meth:`update` does not need (Peaceman–Rachford's ``x``), and must
+        override it when :meth:`init` starts from something else than the
+        governing variable (a primal point only): the default raises
+        ``TypeError`` then rather than iterate on the wrong map.
+        """
+        state = self.init(prepared, z)
+        if state.z is not z:
+            raise TypeError(
+                f"{type(self).__name__}.init does not keep the point it is given as its "
+                "governing variable z: override state_at (or set fixed_point = False) "
+                "to accelerate it"
+            )
+        return state
 
     def complete(self, prepared, state: State) -> State:
         """Fill in what :meth:`update` left out for speed (``x`` when a method

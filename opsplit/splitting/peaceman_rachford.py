@@ -79,6 +79,10 @@ class PeacemanRachford(RachfordSplitting):
     def init(self, prepared, x0):
         return State(z=x0, x=prepared.of_B(x0))
 
+    def state_at(self, prepared, z):
+        """``u = z`` alone: :meth:`update` needs no ``x`` (Anderson skips a resolvent)."""
+        return State(z=z, x=None)
+
     def update(self, prepared, state):
         # u⁺ = R_A R_B u; x = J_B(u⁺) is only needed when someone looks, so it
         # is left to complete() (the driver calls it at checks and at the end),
