@@ -267,6 +267,11 @@ def lasso(rows, m, n, *, maxiter, repeats, seed=0):
                           ops.Anderson(ops.DouglasRachford(step=alpha), memory=5), x0),
         opsplit_contender("Anderson(FB)", problem,
                           ops.Anderson(ops.ForwardBackward(step=1 / L), memory=5), x0),
+        # Working sets: the inner method on the coordinates that matter (its step
+        # relative to the restricted Lipschitz constant, so no L is needed).
+        opsplit_contender("WorkingSet(FISTA)", problem, ops.WorkingSet(), x0),
+        opsplit_contender("WorkingSet(FB)", problem,
+                          ops.WorkingSet(ops.ForwardBackward(step=1.0)), x0),
         opsplit_contender("ADMM", ops.Constrained(f, ops.prox.L1(lam)), ops.ADMM(step=alpha),
                           x0),
         # min λ‖x‖₁ + g(Ax), g = ½‖· − b‖²: PyProximal's PrimalDual, same steps.
@@ -383,6 +388,7 @@ def nnls(rows, m, n, *, maxiter, repeats, seed=1):
         opsplit_contender("Douglas-Rachford", problem, ops.DouglasRachford(step=alpha), x0),
         opsplit_contender("Anderson(DR)", problem,
                           ops.Anderson(ops.DouglasRachford(step=alpha), memory=5), x0),
+        opsplit_contender("WorkingSet(FISTA)", problem, ops.WorkingSet(), x0),
         opsplit_contender("ADMM", ops.Constrained(f, nonneg), ops.ADMM(step=alpha), x0),
         opsplit_contender("Chambolle-Pock", ops.Composite(
             f=nonneg, g=ops.prox.Translated(ops.prox.SquaredL2(), b), K=ops.Dense(A)),

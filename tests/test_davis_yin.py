@@ -13,8 +13,9 @@ from scipy.optimize import minimize
 
 import opsplit as ops
 from opsplit.diagnostics import check_cocoercive
+from opsplit.operators import exact_cocoercivity as linear_cocoercivity
 from opsplit.splitting import method_config, method_from_config, method_from_name
-from opsplit.splitting.davis_yin import cocoercivity, linear_cocoercivity
+from opsplit.splitting.davis_yin import cocoercivity
 
 # -- a three-term problem: ½‖Mx - b‖² + lam‖x‖₁ over the box [0, u] ----------------------
 

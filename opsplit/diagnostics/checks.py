@@ -40,7 +40,6 @@ import math
 
 import numpy as np
 
-from .._backend import namespace
 from .._vectors import is_block_shape, same_shape, shape_of, shape_size, sub, vmap
 from ..operators._base import LinearOperator
 from ..operators.monotone import (
@@ -49,7 +48,7 @@ from ..operators.monotone import (
     MonotoneOperator,
     ResolventOperator,
 )
-from ..operators.spectral import _upcast
+from ..operators.spectral import exact_cocoercivity
 from ..prox._base import ProxFunction
 from ._report import CheckReport, compare, finish
 from ._search import PairScore, SearchOptions, _row_scale, batched, search_options, search_pairs
@@ -334,33 +333,6 @@ def check_lipschitz(
     return finish(report, raise_on_fail)
 
 
-def _cocoercivity_exact(L, like):
-    r"""Largest ``β`` with :math:`\tfrac12(L + L^H) - \beta L^H L \succeq 0`, by bisection
-    on ``λ_min`` of the dense pencil (small operators only)."""
-
-    M = _upcast(L.to_dense(like))
-    xp = namespace(M)
-    S = (M + xp.matrix_transpose(M)) / 2
-    G = xp.matmul(xp.matrix_transpose(M), M)
-    scale = max(float(host(xp.max(xp.abs(S)))), float(host(xp.max(xp.abs(G)))), _TINY)
-
-    def lam(beta):
-        return float(host(xp.min(xp.linalg.eigvalsh(S - beta * G))))
-
-    slack = 1e-12 * scale * M.shape[0]
-    if lam(0.0) < -slack:
-        return -math.inf
-    lo, hi = 0.0, 1.0
-    while lam(hi) >= -slack:
-        lo, hi = hi, 2 * hi
-        if hi > 1e12:
-            return math.inf
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if lam(mid) >= -slack else (lo, mid)
-    return lo
-
-
 def check_cocoercive(
     op,
     x_like=None,
@@ -429,9 +401,9 @@ def check_cocoercive(
         and shape_size(linear.in_shape) <= dense_limit
     ):
         ref = like_of(linear, x_like)
-        value = _cocoercivity_exact(linear, ref)
+        value = exact_cocoercivity(linear, dense_limit)
         tol = _rtol(ref, rtol) * max(abs(value) if math.isfinite(value) else 1.0, 1.0)
-        how = "exact: bisection on the dense pencil"
+        how = "exact: from the dense matrix's SVD"
         report = compare("cocoercive", value, beta, tol, "higher", quantity, how)
         return finish(report, raise_on_fail)
     F = _forward_map(op, batched)

@@ -26,7 +26,7 @@ from .monotone import (
 from .scipy_interop import from_scipy, to_scipy
 from .shifted import inverse_tolerance, shifted_inverse, shifted_operator
 from .sparse import KrylovInverse, Sparse, SparseLU
-from .spectral import exact_margin, exact_norm
+from .spectral import exact_cocoercivity, exact_margin, exact_norm
 from .steps import LinearSteps, precompute
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "SparseLU",
     "KrylovInverse",
     "exact_margin",
+    "exact_cocoercivity",
     "exact_norm",
     "LinearSteps",
     "precompute",

@@ -29,6 +29,7 @@ numbers to the host: call them once per operator, not inside iterations.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from functools import singledispatch
@@ -36,6 +37,7 @@ from functools import singledispatch
 import numpy as np
 
 from .._backend import device, namespace, to_numpy
+from .._vectors import is_block_shape, shape_size
 from ._base import (
     AdjointOperator,
     LinearOperator,
@@ -49,7 +51,7 @@ from .block import BlockDiagonal
 from .conv import Conv2dFFT
 from .differences import Difference1D, Gradient2D
 
-__all__ = ["exact_margin", "exact_norm", "exact_range", "exact_norm_rule"]
+__all__ = ["exact_margin", "exact_norm", "exact_range", "exact_norm_rule", "exact_cocoercivity"]
 
 
 def exact_margin(op: LinearOperator) -> float | None:
@@ -358,3 +360,82 @@ def _(op: BlockDiagonal):
 @exact_norm_rule.register(Gradient2D)
 def _(op):
     return op.norm(), "closed form: largest eigenvalue of the path Laplacian(s) DᵀD"
+
+
+#: Largest number of unknowns for which the cocoercivity of a linear operator
+#: without a closed form is computed from its dense matrix.
+COCOERCIVITY_DENSE_LIMIT = 2048
+
+
+def exact_cocoercivity(
+    op: LinearOperator, dense_limit: int = COCOERCIVITY_DENSE_LIMIT
+) -> float | None:
+    r"""The largest ``β`` with :math:`\langle Lx, x\rangle \ge \beta\|Lx\|^2` for all
+    ``x`` (``L = op``), or ``None`` when it is not computed.
+
+    ``0.0`` means ``L`` is monotone but not cocoercive (some ``x`` has
+    :math:`\langle Lx, x\rangle = 0 \ne Lx`, e.g. a nonzero skew-symmetric
+    ``L``), ``-inf`` that ``L`` is not monotone, ``inf`` that ``L = 0``.
+    Closed forms for the identity, diagonal and positively scaled operators;
+    otherwise, for at most ``dense_limit`` unknowns, from the dense matrix
+    ``M = U Σ Vᵀ``: on the complement of the kernel,
+
+    .. math::
+
+        \beta = \lambda_{\min}\bigl(\Sigma_r^{-1} V_r^{T} S V_r \Sigma_r^{-1}\bigr),
+        \qquad S = \tfrac12 (M + M^{T}),
+
+    (the kernel contributes nothing: :math:`Lk = 0` forces :math:`Sk = 0` for a
+    monotone ``L``).  It moves the matrix to the host: call it once per
+    operator, not inside iterations.
+
+    Parameters
+    ----------
+    op : LinearOperator
+        A square operator.
+    dense_limit : int
+        Largest number of unknowns for which the dense matrix is formed.
+
+    Returns
+    -------
+    float or None
+
+    Examples
+    --------
+    >>> import numpy as np, opsplit as ops
+    >>> ops.operators.exact_cocoercivity(ops.Dense(np.diag([4.0, 1.0])))          # 1/λ_max
+    0.25
+    >>> ops.operators.exact_cocoercivity(ops.Dense(np.array([[0.0, 1.0], [-1.0, 0.0]])))  # skew
+    0.0
+    """
+    if isinstance(op, Identity):
+        return 1.0
+    if isinstance(op, ScaledOperator) and op.scalar > 0:
+        inner = exact_cocoercivity(op.op, dense_limit)
+        if inner is not None:
+            return inner / op.scalar
+    if isinstance(op, Diagonal):
+        d = to_numpy(op.diagonal).astype(np.float64)
+        if d.size and d.min() < 0:
+            return -math.inf
+        top = float(d.max()) if d.size else 0.0
+        return math.inf if top == 0 else 1.0 / top
+    if op.dtype is None or is_block_shape(op.in_shape) or shape_size(op.in_shape) > dense_limit:
+        return None
+    return _dense_cocoercivity(to_numpy(op.to_dense()))
+
+
+def _dense_cocoercivity(matrix) -> float:
+    M = np.asarray(matrix, dtype=np.complex128 if np.iscomplexobj(matrix) else np.float64)
+    S = (M + M.conj().T) / 2
+    U, s, Vh = np.linalg.svd(M)
+    if s.size == 0 or s[0] == 0:
+        return math.inf
+    rounding = 100 * max(M.shape) * np.finfo(np.float64).eps
+    if np.linalg.eigvalsh(S).min() < -rounding * s[0]:
+        return -math.inf
+    rank = int(np.count_nonzero(s > rounding * s[0]))
+    V = Vh[:rank].conj().T / s[:rank]
+    K = V.conj().T @ S @ V
+    beta = float(np.linalg.eigvalsh((K + K.conj().T) / 2).min())
+    return 0.0 if beta * s[0] <= rounding else beta

@@ -12,7 +12,7 @@ from .admm import ADMM
 from .anderson import Anderson
 from .chambolle_pock import ChambollePock
 from .condat_vu import CondatVu
-from .davis_yin import DavisYin, cocoercivity, linear_cocoercivity
+from .davis_yin import DavisYin, cocoercivity
 from .douglas_rachford import DouglasRachford
 from .fista import FISTA
 from .forward_backward import ForwardBackward, fb_contraction, fb_error_factor
@@ -45,7 +45,6 @@ __all__ = [
     "KrasnoselskiiMann",
     "tseng_contraction",
     "cocoercivity",
-    "linear_cocoercivity",
     "FISTA",
     "ADMM",
     "METHODS",

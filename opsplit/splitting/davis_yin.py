@@ -27,102 +27,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-import numpy as np
-
-from .._backend import to_numpy
-from .._vectors import add, axpy, batch_norms, is_block_shape, reflect, scale, shape_size, sub
-from ..operators._base import LinearOperator, ScaledOperator
-from ..operators.basic import Diagonal, Identity
+from .._vectors import add, axpy, batch_norms, reflect, scale, sub
 from ..operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
+from ..operators.spectral import exact_cocoercivity
 from ._base import SplittingMethod, State, check_constants, resolvent
 from ._rachford import check_relaxation
 
-__all__ = ["DavisYin", "cocoercivity", "linear_cocoercivity"]
-
-#: Largest number of unknowns for which the cocoercivity of a linear operator
-#: without a closed form is computed from its dense matrix.
-DENSE_LIMIT = 2048
-
-
-def linear_cocoercivity(op: LinearOperator) -> float | None:
-    r"""The largest ``β`` with :math:`\langle Lx, x\rangle \ge \beta\|Lx\|^2` for all
-    ``x`` (``L = op``), or ``None`` when it is not computed.
-
-    ``0.0`` means ``L`` is monotone but not cocoercive (some ``x`` has
-    :math:`\langle Lx, x\rangle = 0 \ne Lx`, e.g. a nonzero skew-symmetric
-    ``L``), ``-inf`` that ``L`` is not monotone, ``inf`` that ``L = 0``.
-    Closed forms for the identity, diagonal and positively scaled operators;
-    otherwise, for at most :data:`DENSE_LIMIT` unknowns, from the dense matrix
-    ``M = U Σ Vᵀ``: on the complement of the kernel,
-
-    .. math::
-
-        \beta = \lambda_{\min}\bigl(\Sigma_r^{-1} V_r^{T} S V_r \Sigma_r^{-1}\bigr),
-        \qquad S = \tfrac12 (M + M^{T}),
-
-    (the kernel contributes nothing: :math:`Lk = 0` forces :math:`Sk = 0` for a
-    monotone ``L``).  It moves the matrix to the host: call it once per
-    operator, not inside iterations.
-
-    Parameters
-    ----------
-    op : LinearOperator
-        A square operator.
-
-    Returns
-    -------
-    float or None
-
-    Examples
-    --------
-    >>> import numpy as np, opsplit as ops
-    >>> from opsplit.splitting.davis_yin import linear_cocoercivity
-    >>> linear_cocoercivity(ops.Dense(np.diag([4.0, 1.0])))          # 1/λ_max
-    0.25
-    >>> linear_cocoercivity(ops.Dense(np.array([[0.0, 1.0], [-1.0, 0.0]])))  # skew
-    0.0
-    """
-    if isinstance(op, Identity):
-        return 1.0
-    if isinstance(op, ScaledOperator) and op.scalar > 0:
-        inner = linear_cocoercivity(op.op)
-        if inner is not None:
-            return inner / op.scalar
-    if isinstance(op, Diagonal):
-        d = to_numpy(op.diagonal).astype(np.float64)
-        if d.size and d.min() < 0:
-            return -math.inf
-        top = float(d.max()) if d.size else 0.0
-        return math.inf if top == 0 else 1.0 / top
-    if op.dtype is None or is_block_shape(op.in_shape) or shape_size(op.in_shape) > DENSE_LIMIT:
-        return None
-    return _dense_cocoercivity(to_numpy(op.to_dense()))
-
-
-def _dense_cocoercivity(matrix) -> float:
-    M = np.asarray(matrix, dtype=np.complex128 if np.iscomplexobj(matrix) else np.float64)
-    S = (M + M.conj().T) / 2
-    U, s, Vh = np.linalg.svd(M)
-    if s.size == 0 or s[0] == 0:
-        return math.inf
-    rounding = 100 * max(M.shape) * np.finfo(np.float64).eps
-    if np.linalg.eigvalsh(S).min() < -rounding * s[0]:
-        return -math.inf
-    rank = int(np.count_nonzero(s > rounding * s[0]))
-    V = Vh[:rank].conj().T / s[:rank]
-    K = V.conj().T @ S @ V
-    beta = float(np.linalg.eigvalsh((K + K.conj().T) / 2).min())
-    return 0.0 if beta * s[0] <= rounding else beta
-
+__all__ = ["DavisYin", "cocoercivity"]
 
 def cocoercivity(op) -> float | None:
     r"""The cocoercivity constant ``β`` of a forward operator ``op``, or ``None``.
 
     In this order: the constant ``op`` declares (``op.cocoercivity``); for a
-    :class:`~opsplit.LinearMonotone`, :func:`linear_cocoercivity` of its
-    linear part; ``m/L²`` from declared strong monotonicity ``m > 0`` and
-    Lipschitz constant ``L`` (:math:`\langle \Delta C, \Delta x\rangle \ge
-    m\|\Delta x\|^2 \ge (m/L^2)\|\Delta C\|^2`).
+    :class:`~opsplit.LinearMonotone`, the exact constant of its linear part
+    (:func:`~opsplit.operators.exact_cocoercivity`); ``m/L²`` from declared
+    strong monotonicity ``m > 0`` and Lipschitz constant ``L``
+    (:math:`\langle \Delta C, \Delta x\rangle \ge m\|\Delta x\|^2 \ge (m/L^2)\|\Delta C\|^2`).
 
     Parameters
     ----------
@@ -143,7 +63,7 @@ def cocoercivity(op) -> float | None:
     if op.cocoercivity is not None:
         return float(op.cocoercivity)
     if isinstance(op, LinearMonotone):
-        found = linear_cocoercivity(op.op)
+        found = exact_cocoercivity(op.op)
         if found is not None:
             return found
     m, L = op.strong_monotonicity, op.lipschitz
