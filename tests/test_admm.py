@@ -514,3 +514,18 @@ def test_consensus_over_two_shards():
     np.testing.assert_allclose(-Bz[:n], soft(x0.reshape(2, n).mean(axis=0), lam / 2.0),
                                atol=1e-12)
     np.testing.assert_array_equal(Bz[:n], Bz[n:])
+
+
+def test_linearized_admm_takes_the_exact_norm_of_an_operator_holding_no_array():
+    """A = Difference1D holds no array; its exact norm comes from its structure, so
+    no norm_A is needed, and the answer is the exact TV prox (an independent
+    direct algorithm)."""
+    n = 40
+    y = np.cumsum(np.random.default_rng(5).standard_normal(n))
+    problem = ops.Constrained(ops.prox.Translated(ops.prox.SquaredL2(1.0), y),
+                              ops.prox.L1(1.0), A=ops.operators.Difference1D(n))
+    res = ops.solve(problem, ops.ADMM(step=1.0), np.zeros(n), tol=1e-12, maxiter=50_000)
+    assert res.success
+    exact = ops.prox.TotalVariation1D(1.0).prox(y, 1.0)
+    np.testing.assert_allclose(res.x, exact, atol=1e-7)
+    assert np.max(np.abs(res.x - y)) > 0.1  # the regularizer acts

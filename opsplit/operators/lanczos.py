@@ -208,8 +208,12 @@ def estimate_norm(
     check_linear(op, "op")
     if method not in ("auto", "exact", "dense", "lanczos"):
         raise ValueError(f"method must be 'auto', 'exact', 'dense' or 'lanczos', got {method!r}")
-    ref = like_of(op, like)
+    # A structural rule needs no array: operators that hold none (differences,
+    # identities) get their exact norm without ``like``.
     exact = None if method in ("dense", "lanczos") else exact_norm_rule(op)
+    if exact is not None:
+        return NormEstimate(float(exact[0]), 0.0, exact[1], True)
+    ref = like_of(op, like)
     if exact is None and (
         method == "dense" or (method == "auto" and shape_size(op.in_shape) <= dense_limit)
     ):
