@@ -161,6 +161,7 @@ def solve(
     method.check_problem(problem)
     _validate_x0(x0)
     problem.validate(x0, "x0")
+    x0 = problem.lift(x0)
     tol = check_positive(tol, "tol")
     maxiter = check_positive_int(maxiter, "maxiter")
     if check_every != "auto":
@@ -288,11 +289,13 @@ def solve(
     wall = time.perf_counter() - start
     history_arr = np.asarray(history, dtype=np.float64)
     residuals = per_sample if per_sample is not None else np.zeros(())
+    message = _message(status, iteration, history_arr, tol, detail,
+                       _hint(status, problem, method, known_margin))
+    report = problem.report()
     result = SolveResult(
-        x=method.solution(state),
+        x=problem.result(method.solution(state)),
         status=status,
-        message=_message(status, iteration, history_arr, tol, detail,
-                         _hint(status, problem, method, known_margin)),
+        message=f"{message}; {report}" if report else message,
         iterations=iteration,
         history=history_arr,
         history_abs=np.asarray(history_abs, dtype=np.float64),

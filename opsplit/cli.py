@@ -6,6 +6,7 @@ Subcommands live next to the code they drive; each module provides
 - ``train``: :mod:`opsplit.nn.cli_train`
 - ``check``: :mod:`opsplit.nn.cli_check`
 - ``study``: :mod:`opsplit.nn.cli_study`
+- ``solve-distributed``: :mod:`opsplit.distributed.cli`
 
 Errors the user can fix (bad arguments, unreadable or mismatched files,
 unwritable directories) are printed as one line, ``opsplit COMMAND: error:
@@ -24,6 +25,8 @@ _SUBCOMMANDS = {
     "train": ("opsplit.nn.cli_train", "train a monDEQ and report its accuracy"),
     "check": ("opsplit.nn.cli_check", "verify a trained monDEQ checkpoint"),
     "study": ("opsplit.nn.cli_study", "step-size study of a trained monDEQ"),
+    "solve-distributed": ("opsplit.distributed.cli",
+                          "solve a sharded l1-regularized regression on Dask workers"),
 }
 
 

@@ -5,7 +5,7 @@ it — at module level, inside functions, under ``TYPE_CHECKING`` — must point
 to its own layer or a lower one::
 
     _backend, _vectors, _validate, _io  ←  operators  ←  prox  ←  problems  ←  splitting
-      ←  _solve, _certify, _result  ←  diagnostics  ←  plot  ←  nn  ←  cli
+      ←  _solve, _certify, _result  ←  diagnostics  ←  plot  ←  nn  ←  distributed  ←  cli
 
 This replaces three narrower tests (operators import nothing above them; the
 driver and the methods import no diagnostics; nothing below ``nn`` imports it),
@@ -34,6 +34,7 @@ LAYERS = (
     ("diagnostics",),
     ("plot",),
     ("nn",),
+    ("distributed",),
     ("cli", ""),  # "": the package root, which re-exports every layer
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

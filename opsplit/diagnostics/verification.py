@@ -74,7 +74,8 @@ def verify(problem, result=None, *, x_like=None, seed: int = 0) -> Certificate:
     if cert.margin is None:
         return cert
     if x_like is None and result is not None:
-        x_like = _one_sample(result.x, problem.batch_ndim(result.x))
+        x = problem.lift(result.x)  # on the space the iteration ran in (Consensus: N blocks)
+        x_like = _one_sample(x, problem.batch_ndim(x))
     total, how = 0.0, []
     for role, op in zip("ABC", problem.operators):
         m, source = operator_margin(op)

@@ -36,6 +36,23 @@ class Problem(ABC):
     def validate(self, x, name: str = "x0") -> None:
         """Raise ``ValueError``/``TypeError`` naming ``name`` unless ``x`` fits."""
 
+    def lift(self, x0):
+        """The starting point of the iteration for the user's ``x0`` (already
+        validated): ``x0`` itself by default; a problem posed on a larger space
+        maps it there (:class:`opsplit.distributed.Consensus` copies it to
+        every shard)."""
+        return x0
+
+    def result(self, x):
+        """The solution returned to the user for the method's solution ``x``
+        (on the space the iteration runs in): ``x`` itself by default."""
+        return x
+
+    def report(self) -> str:
+        """What the result's message should add about the solve (``""``: nothing),
+        e.g. a worker lost and recovered during a distributed solve."""
+        return ""
+
     def batch_ndim(self, x) -> int:
         """Number of leading batch axes of ``x`` (0 when unknown)."""
         core = self.core_shape()
