@@ -81,10 +81,17 @@ def solve(
 
     Parameters
     ----------
-    problem : Inclusion
-        What to solve.
+    problem : Problem
+        What to solve: an :class:`~opsplit.Inclusion`, a
+        :class:`~opsplit.Composite`, a :class:`~opsplit.Constrained`, a
+        :class:`~opsplit.FixedPoint`, or a distributed
+        :class:`~opsplit.distributed.Consensus`; the method must solve its type.
     method : SplittingMethod
-        How: ``ForwardBackward``, ``PeacemanRachford``, ``DouglasRachford``.
+        How: any method of :mod:`opsplit.splitting` (``ForwardBackward``,
+        ``FISTA``, ``PeacemanRachford``, ``DouglasRachford``, ``DavisYin``,
+        ``Tseng``, ``ChambollePock``, ``CondatVu``, ``ADMM``,
+        ``KrasnoselskiiMann``), or a wrapper around one (``Anderson``,
+        ``WorkingSet``).
     x0 : array or tuple of arrays
         Starting point (a warm start); its leading axes beyond the
         operators' core shape are batch axes.  Not modified.
