@@ -36,7 +36,7 @@ import numpy as np
 
 from .._io import atomic_write, check_writable_dir
 from .._solve import solve
-from ..nn._cli import positive_float, positive_int
+from ..nn._cli import number_type, positive_float, positive_int
 from ..prox import L1
 from ..splitting import Anderson, method_from_name
 
@@ -52,26 +52,9 @@ LOSSES = ("least_squares", "logistic", "huber")
 DEFAULT_WORKERS = 2
 
 
-def _nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+#: argparse types: an integer >= 0, a finite number >= 0.
+_nonnegative_int = number_type(int, 0)
+_nonnegative_float = number_type(float, 0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from .data import DATASETS, Dataset, load_dataset
 
 __all__ = [
+    "number_type",
     "positive_int",
     "positive_float",
     "threads_type",
@@ -23,26 +24,27 @@ __all__ = [
 ]
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
+def number_type(kind, minimum, *, strict=False):
+    """An argparse type: a finite ``kind`` (``int`` or ``float``) at least
+    ``minimum`` (above it when ``strict``), with one message for each failure."""
+    what = "an integer" if kind is int else "a finite number"
+    bound = f"{what} {'>' if strict else '>='} {minimum}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
+#: argparse types: an integer >= 1, a finite number > 0.
+positive_int = number_type(int, 1)
+positive_float = number_type(float, 0, strict=True)
 
 
 def threads_type(text: str):
