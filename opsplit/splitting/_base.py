@@ -248,14 +248,19 @@ class SplittingMethod(ABC):
         check_constants(m, L)
         return math.inf
 
-    @abstractmethod
-    def optimal_step(self, m: float, L: float) -> float:
-        """The step minimizing :meth:`contraction` for constants ``m``, ``L``."""
+    def optimal_step(self, m: float, L: float) -> float | None:
+        """The step minimizing :meth:`contraction` for constants ``m``, ``L``
+        (``None``: the method has no such bound, e.g. when ``contracts`` is
+        false)."""
+        check_constants(m, L)
+        return None
 
-    @abstractmethod
-    def contraction(self, m: float, L: float) -> float:
+    def contraction(self, m: float, L: float) -> float | None:
         """The contraction factor of one iteration at this step, for constants
-        ``m``, ``L`` (see :mod:`opsplit.diagnostics.rates`)."""
+        ``m``, ``L`` (see :mod:`opsplit.diagnostics.rates`); ``None`` when no
+        bound is implemented."""
+        check_constants(m, L)
+        return None
 
     def error_factor(
         self, margin: float, lipschitz: float | None, monotonicity: float = 0.0

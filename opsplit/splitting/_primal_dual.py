@@ -49,7 +49,7 @@ from .._backend import namespace
 from .._validate import check_positive, check_real
 from ..operators.lanczos import NormEstimate, estimate_norm
 from ..problems import Composite
-from ._base import SplittingMethod, State, check_constants
+from ._base import SplittingMethod, State
 
 __all__ = ["PrimalDualSplitting", "PrimalDualMaps", "PrimalDualSetup", "PrimalDualAux", "Steps"]
 
@@ -266,18 +266,6 @@ class PrimalDualSplitting(SplittingMethod):
         return state.z[1]
 
     # -- theory ------------------------------------------------------------------------
-
-    def optimal_step(self, m, L):
-        """``None``: the steps are sized from ``‖K‖`` and ``L_h`` (:meth:`steps`),
-        not from an operator's ``m`` and ``L``."""
-        check_constants(m, L)
-        return None
-
-    def contraction(self, m, L):
-        """``None``: no contraction bound is implemented (the iteration is
-        averaged in the metric ``P``; a linear rate needs strong convexity)."""
-        check_constants(m, L)
-        return None
 
     def divergence_hint(self, problem, m, L):
         return (

@@ -204,16 +204,6 @@ class DavisYin(SplittingMethod):
         check_constants(m, L)
         return 2.0 * m / L**2
 
-    def optimal_step(self, m, L):
-        """``None``: no contraction bound is implemented for Davis–Yin."""
-        check_constants(m, L)
-        return None
-
-    def contraction(self, m, L):
-        """``None``: no contraction bound is implemented for Davis–Yin."""
-        check_constants(m, L)
-        return None
-
     def inclusion_bound(self, problem, state, margin, batch_ndim):
         r""":math:`\|g\|/m` with the computed element
         :math:`g = A x + (z - x)/\alpha + C x \in (A + B + C)(x)` at

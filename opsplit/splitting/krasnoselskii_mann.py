@@ -143,16 +143,6 @@ class KrasnoselskiiMann(SplittingMethod):
         check_constants(m, L)
         return math.inf
 
-    def optimal_step(self, m, L):
-        """``None``: KM has no step."""
-        check_constants(m, L)
-        return None
-
-    def contraction(self, m, L):
-        """``None``: ``m`` and ``L`` describe no part of a fixed-point problem."""
-        check_constants(m, L)
-        return None
-
     def divergence_hint(self, problem, m, L):
         return ("Krasnoselskii-Mann cannot diverge for a nonexpansive T with a fixed point "
                 "(the distance to any fixed point never increases): T may be expansive "

@@ -361,11 +361,6 @@ class WorkingSet(SplittingMethod):
         check_constants(m, L)
         return 1.0
 
-    def contraction(self, m, L):
-        """``None``: a working-set method is no contraction (:attr:`contracts`)."""
-        check_constants(m, L)
-        return None
-
     def divergence_hint(self, problem, m, L):
         return self.method.divergence_hint(problem, None, None)
 
