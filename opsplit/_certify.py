@@ -28,11 +28,11 @@ from ._backend import namespace, to_numpy
 from ._vectors import batch_sq_norms, first_array
 from .operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
 from .operators.shifted import inverse_tolerance
-from .operators.spectral import exact_norm, exact_range
+from .operators.spectral import exact_range
 
 __all__ = [
     "Certificate", "certify", "make_certificate", "withdrawn", "error_bound", "operator_margin",
-    "operator_lipschitz", "resolvent_tolerance",
+    "resolvent_tolerance",
 ]
 
 #: Computed margins within this fraction of the spectrum's scale count as zero.
@@ -77,16 +77,6 @@ def operator_margin(op) -> tuple[float | None, str]:
     if op.strong_monotonicity is not None:
         return float(op.strong_monotonicity), "declared"
     return None, "unknown"
-
-
-def operator_lipschitz(op) -> float | None:
-    """A Lipschitz constant of ``op``: the exact norm of an affine operator's
-    linear part when its structure gives it, else the declared one, else ``None``."""
-    if isinstance(op, LinearMonotone):
-        found = exact_norm(op.op)
-        if found is not None:
-            return float(found)
-    return op.lipschitz if isinstance(op, ForwardOperator) else None
 
 
 def certify(problem, margin: float | None = None) -> Certificate:

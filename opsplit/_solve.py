@@ -9,10 +9,11 @@ import time
 import numpy as np
 
 from ._backend import check_floating, namespace, to_numpy
-from ._certify import certify, error_bound, operator_lipschitz, operator_margin
+from ._certify import certify, error_bound, operator_margin
 from ._result import SolveResult, Status
 from ._validate import check_positive, check_positive_int, check_real
 from ._vectors import batch_sq_norms, dtype_of, first_array, is_tuple, sub
+from .operators.spectral import operator_lipschitz
 from .problems import Inclusion, Problem
 from .splitting import SplittingMethod, State
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._certify import operator_lipschitz, operator_margin
+from .._certify import operator_margin
 from .._result import Status
 from .._solve import solve
+from ..operators.spectral import operator_lipschitz
 from ..splitting import METHODS, inclusion_methods, method_from_name
 
 __all__ = ["StepStudy", "step_study", "sweep", "LABELS", "DEFAULT_STEPS"]

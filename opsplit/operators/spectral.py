@@ -50,8 +50,10 @@ from .basic import Dense, Diagonal, Identity
 from .block import BlockDiagonal
 from .conv import Conv2dFFT
 from .differences import Difference1D, Gradient2D
+from .monotone import ForwardOperator, LinearMonotone
 
-__all__ = ["exact_margin", "exact_norm", "exact_range", "exact_norm_rule", "exact_cocoercivity"]
+__all__ = ["exact_margin", "exact_norm", "exact_range", "exact_norm_rule", "exact_cocoercivity",
+           "operator_lipschitz"]
 
 
 def exact_margin(op: LinearOperator) -> float | None:
@@ -439,3 +441,13 @@ def _dense_cocoercivity(matrix) -> float:
     K = V.conj().T @ S @ V
     beta = float(np.linalg.eigvalsh((K + K.conj().T) / 2).min())
     return 0.0 if beta * s[0] <= rounding else beta
+
+
+def operator_lipschitz(op) -> float | None:
+    """A Lipschitz constant of ``op``: the exact norm of an affine operator's
+    linear part when its structure gives it, else the declared one, else ``None``."""
+    if isinstance(op, LinearMonotone):
+        found = exact_norm(op.op)
+        if found is not None:
+            return float(found)
+    return op.lipschitz if isinstance(op, ForwardOperator) else None

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from .._vectors import add, sub
-from ..operators.monotone import ForwardOperator, LinearMonotone, ResolventOperator
-from ..operators.spectral import exact_norm
+from ..operators.monotone import ForwardOperator, ResolventOperator
+from ..operators.spectral import operator_lipschitz
 from ._base import SplittingMethod, State, check_constants, resolvent
 from .forward_backward import ForwardBackward
 
@@ -70,16 +70,6 @@ def tseng_contraction(m: float, L: float, step: float) -> float | None:
     if step * L >= 1.0:
         return None
     return math.sqrt(1.0 - 0.5 * min(1.0 - (step * L) ** 2, 2.0 * step * m))
-
-
-def lipschitz_of(op) -> float | None:
-    """The Lipschitz constant ``op`` declares, else the exact norm of an affine
-    operator's linear part when its structure gives it, else ``None``."""
-    if op.lipschitz is not None:
-        return float(op.lipschitz)
-    if isinstance(op, LinearMonotone):
-        return exact_norm(op.op)
-    return None
 
 
 class _TsengMaps(NamedTuple):
@@ -146,7 +136,7 @@ class Tseng(SplittingMethod):
 
     def prepare(self, problem):
         self.check_problem(problem)
-        L = lipschitz_of(problem.A)
+        L = operator_lipschitz(problem.A)
         if L is not None and self.step * L >= 1.0:
             warnings.warn(
                 f"step {self.step:.4g} is not below Tseng's limit 1/L = "
